@@ -1,0 +1,71 @@
+"""Entry point: ``python -m bot`` runs the bot; subcommands run the offline tools.
+
+    python -m bot                          run the bot
+    python -m bot dataset check FILE.zip   check a dataset offline (--json for machines)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+
+MISSING_TOKEN_HELP = """\
+DISCORD_TOKEN is not set, so the bot cannot log in to Discord.
+
+How to get one:
+  1. Open https://discord.com/developers/applications and create an application (or pick yours).
+  2. In "Bot", press "Reset Token" and copy the token.
+  3. Put it in a file named .env next to where you run the bot:   DISCORD_TOKEN=your-token
+     (or export DISCORD_TOKEN in the environment).
+
+Without CIVITAI_TOKEN the bot runs in simulated mode: the whole flow works with generated
+results and no Buzz is spent. See README.md for every setting.
+"""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
+        print("Some settings are invalid:\n" + "\n".join(lines), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_bot() -> int:
+    settings = load_settings()
+    if settings.discord_token is None:
+        print(MISSING_TOKEN_HELP, file=sys.stderr)
+        return 2
+    from bot.runner import run
+
+    return asyncio.run(run(settings))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="LoRA Trainer Bot")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (the default)")
+    dataset = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="dataset_command")
+    check = dataset.add_parser("check", help="check and report on a dataset zip, offline")
+    check.add_argument("file")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+
+    if args.command in (None, "run"):
+        return run_bot()
+    if args.command == "dataset" and args.dataset_command == "check":
+        from bot.dataset.cli import check_command
+
+        return check_command(args.file, as_json=args.json, settings=load_settings())
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

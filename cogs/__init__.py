@@ -1,0 +1,9 @@
+"""Slash commands and views: thin translators between Discord and the core.
+
+Every module listed in ``EXTENSIONS`` is a discord.py extension with an async ``setup``.
+"""
+
+EXTENSIONS = [
+    "cogs.errors",
+    "cogs.help",
+]

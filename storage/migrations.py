@@ -1,0 +1,60 @@
+"""Numbered SQL migrations (``migrations/NNNN_name.sql``), applied in order, once each."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import aiosqlite
+
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    found = []
+    for entry in resources.files("storage").joinpath("migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"migrations must be numbered 0001, 0002, … without gaps: {versions}")
+    return found
+
+
+async def current_version(db: aiosqlite.Connection) -> int:
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
+    )
+    async with db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def apply_migrations(db: aiosqlite.Connection) -> list[int]:
+    """Apply every migration newer than the database; return the versions applied."""
+    applied = []
+    version = await current_version(db)
+    for migration in load_migrations():
+        if migration.version <= version:
+            continue
+        # executescript commits first; wrap in an explicit transaction so a failing
+        # migration leaves the schema as it was.
+        await db.executescript(
+            "BEGIN;\n"
+            + migration.sql
+            + f"\nINSERT INTO schema_version (version, name) VALUES ({migration.version}, '{migration.name}');"
+            + "\nCOMMIT;"
+        )
+        applied.append(migration.version)
+    return applied
