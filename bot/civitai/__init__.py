@@ -1,0 +1,1 @@
+"""Everything about the Civitai orchestrator: models, client, pricing and the simulator."""
