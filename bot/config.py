@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     max_uncompressed_bytes: int = 2 * 1024 * 1024 * 1024
     max_compression_ratio: float = 200.0
     max_image_pixels: int = 64_000_000
+    # Images smaller than this on either side are refused; under the warning size they are
+    # accepted with a warning (they tend to train blurry); above max_image_side they are
+    # downscaled (the trainer buckets at ≤ 1024 px, so 2048 keeps headroom for crops).
+    min_image_side: int = Field(default=64, ge=1)
+    warn_below_image_side: int = Field(default=512, ge=1)
+    max_image_side: int = Field(default=2048, ge=64)
     min_images: int = 1
     max_images: int = 1000
     warn_below_images: int = 5
@@ -73,6 +79,8 @@ class Settings(BaseSettings):
     # Tests serve datasets from 127.0.0.1; production must never fetch loopback URLs.
     dataset_allow_loopback: bool = False
     dataset_retention_days: int = 30
+    # Threads that decode images during a check (0 = one per CPU, at most 4).
+    dataset_workers: int = Field(default=0, ge=0)
 
     # Behaviour
     command_cooldown_seconds: float = 10.0

@@ -1,0 +1,279 @@
+"""One image: prove it decodes completely, then make it something the trainer takes.
+
+Verification is a full decode with truncated images refused. For a JPEG that needs no change
+the decode runs in draft mode at 1/8 scale: libjpeg still reads every entropy-coded byte of
+every scan (it must, to find where each block ends), so a cut-off or short file fails exactly
+as in a full decode, at a fraction of the cost; the untouched bytes are then kept as they are.
+Anything else is decoded fully, fixed (orientation, colour mode, size, format) and re-encoded.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field
+from typing import IO
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from bot.dataset.entries import EXPORT_FIX
+
+# Never hand the trainer a silently truncated picture.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Only these decoders may touch member uploads: Pillow can open dozens more (EPS even runs
+# Ghostscript), and none of them is a format people train on.
+DECODABLE_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "AVIF", "HEIF")
+KEEP_MODES = ("RGB", "L")
+JPEG_QUALITY = 95
+THUMBNAIL_SIDE = 128
+ORIENTATION_TAG = 0x0112
+_SUFFIXES = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",)}
+_TRAINER_FORMATS = "the trainer takes JPEG and PNG"
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+
+
+class ImageRefused(Exception):
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_pixels: int
+    min_side: int
+    max_side: int
+
+
+@dataclass
+class ImageOutcome:
+    name: str  # the name in the normalised zip
+    source_format: str
+    width: int
+    height: int
+    encoded: bytes | None  # None: the original bytes go into the zip unchanged
+    changes: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+    thumbnail: Image.Image | None = None
+
+
+def process_image(source: IO[bytes], name: str, limits: ImageLimits, *, want_thumbnail: bool) -> ImageOutcome:
+    """Verify and normalise one image read from ``source``; raise ``ImageRefused`` with a fix."""
+    # Pillow's own bomb guard uses this global; every check in this process shares the setting.
+    Image.MAX_IMAGE_PIXELS = limits.max_pixels
+    head = source.read(64)
+    source.seek(0)
+    try:
+        image = Image.open(source, formats=DECODABLE_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _too_many_pixels(limits) from exc
+    except UnidentifiedImageError as exc:
+        raise _unidentified(head) from exc
+    except Exception as exc:  # Pillow raises many types on malformed headers
+        raise _damaged() from exc
+    with image:
+        try:
+            return _normalise(image, source, head, name, limits, want_thumbnail)
+        except ImageRefused:
+            raise
+        except Exception as exc:  # decoding untrusted data: any failure means a damaged file
+            raise _damaged() from exc
+
+
+def _normalise(
+    image: Image.Image, source: IO[bytes], head: bytes, name: str, limits: ImageLimits, want_thumbnail: bool
+) -> ImageOutcome:
+    source_format = "JPEG" if image.format == "MPO" else str(image.format)
+    width, height = image.size
+    if width * height > limits.max_pixels:
+        raise _too_many_pixels(limits)
+    if min(width, height) < limits.min_side:
+        raise ImageRefused(
+            f"The image is {width}×{height} px; images must be at least {limits.min_side} px on each side.",
+            "Remove it or use a larger version.",
+        )
+    if source_format == "JPEG":
+        orientation = image.getexif().get(ORIENTATION_TAG, 1)
+        if image.mode in KEEP_MODES and orientation == 1 and max(width, height) <= limits.max_side:
+            return _verify_jpeg_as_is(image, name, want_thumbnail)
+        image.draft(image.mode, _draft_size(width, height, limits.max_side))
+    image.load()
+    changes: list[tuple[str, str]] = []
+    if getattr(image, "is_animated", False) and image.format != "MPO":
+        changes.append(("kept the first frame", "animations cannot be trained on"))
+    high_depth = _png_bit_depth(head) == 16
+    if source_format == "PNG" and image.mode in KEEP_MODES and not high_depth and not changes:
+        if image.getexif().get(ORIENTATION_TAG, 1) == 1 and max(width, height) <= limits.max_side:
+            return _kept(image, name, source_format, want_thumbnail)
+    return _reencode(image, source, name, (source_format, (width, height)), changes, high_depth, limits, want_thumbnail)
+
+
+def _verify_jpeg_as_is(image: Image.Image, name: str, want_thumbnail: bool) -> ImageOutcome:
+    width, height = image.size
+    # Draft mode decodes at 1/8 scale (or thumbnail size) yet still reads the whole stream.
+    target = (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if want_thumbnail else (max(1, width // 8), max(1, height // 8))
+    image.draft(image.mode, target)
+    image.load()
+    outcome = _kept(image, name, "JPEG", want_thumbnail)
+    outcome.width, outcome.height = width, height
+    return outcome
+
+
+def _kept(image: Image.Image, name: str, source_format: str, want_thumbnail: bool) -> ImageOutcome:
+    new_name = _name_for(name, source_format)
+    changes = []
+    if new_name != name:
+        changes.append((f"renamed to `{new_name}`", f"the file is a {source_format}"))
+    return ImageOutcome(
+        name=new_name,
+        source_format=source_format,
+        width=image.width,
+        height=image.height,
+        encoded=None,
+        changes=changes,
+        thumbnail=_thumbnail(image) if want_thumbnail else None,
+    )
+
+
+def _reencode(
+    image: Image.Image,
+    source: IO[bytes],
+    name: str,
+    original: tuple[str, tuple[int, int]],  # format and size as the member's file has them
+    changes: list[tuple[str, str]],
+    high_depth: bool,
+    limits: ImageLimits,
+    want_thumbnail: bool,
+) -> ImageOutcome:
+    source_format, original_size = original
+    icc = image.info.get("icc_profile") if image.mode in KEEP_MODES else None
+    if _orientation(image) != 1:
+        changes.append(("rotated upright", "applied the camera's EXIF orientation"))
+    oriented = ImageOps.exif_transpose(image)
+    converted, what = _to_trainable_mode(oriented)
+    if what:
+        changes.append((what, "the trainer takes RGB"))
+    elif high_depth:
+        changes.append(("16-bit → 8-bit", "the trainer takes 8-bit images"))
+    if max(converted.size) > limits.max_side:
+        converted = ImageOps.contain(converted, (limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
+        changes.append(
+            (
+                f"downscaled {original_size[0]}×{original_size[1]} → {converted.width}×{converted.height}",
+                f"images over {limits.max_side} px on the long side only slow training down",
+            )
+        )
+    target = "JPEG" if source_format in ("JPEG", "AVIF", "HEIF") or _is_lossy_webp(source_format, source) else "PNG"
+    new_name = _name_for(name, target)
+    if target != source_format:
+        changes.append((f"converted {source_format} → {target} as `{new_name}`", _TRAINER_FORMATS))
+    buffer = io.BytesIO()
+    options = {"icc_profile": icc} if icc else {}
+    if target == "JPEG":
+        converted.save(buffer, "JPEG", quality=JPEG_QUALITY, **options)
+    else:
+        converted.save(buffer, "PNG", **options)
+    return ImageOutcome(
+        name=new_name,
+        source_format=source_format,
+        width=converted.width,
+        height=converted.height,
+        encoded=buffer.getvalue(),
+        changes=changes,
+        thumbnail=_thumbnail(converted) if want_thumbnail else None,
+    )
+
+
+def _to_trainable_mode(image: Image.Image) -> tuple[Image.Image, str | None]:
+    mode = image.mode
+    if mode in KEEP_MODES:
+        return image, None
+    if mode.startswith("I") or mode == "F":
+        wide = image.convert("I") if mode.startswith("I;16") else image
+        if wide.getextrema()[1] > 255:  # type: ignore[operator]
+            wide = wide.point(lambda value: value / 256)
+        return wide.convert("L").convert("RGB"), "16-bit → 8-bit RGB"
+    if "A" in mode or "a" in mode or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", rgba.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat, "transparency flattened onto white"
+    return image.convert("RGB"), f"{mode} → RGB"
+
+
+def _thumbnail(image: Image.Image) -> Image.Image:
+    thumb = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR)
+    return thumb
+
+
+def _draft_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The smallest decode size that still leaves the long side at least ``max_side``."""
+    scale = max(width, height) / max_side
+    if scale <= 1:
+        return width, height
+    return max(1, int(width / scale)), max(1, int(height / scale))
+
+
+def _orientation(image: Image.Image) -> int:
+    value = image.getexif().get(ORIENTATION_TAG, 1)
+    return value if isinstance(value, int) else 1
+
+
+def _name_for(name: str, image_format: str) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem = name
+    if dot and "." + suffix.lower() in _SUFFIXES[image_format]:
+        return name
+    return stem + _SUFFIXES[image_format][0]
+
+
+def _png_bit_depth(head: bytes) -> int | None:
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" and len(head) > 24:
+        return head[24]
+    return None
+
+
+def _is_lossy_webp(source_format: str, source: IO[bytes]) -> bool:
+    """Walk the RIFF chunks: ``VP8 `` holds lossy data, ``VP8L`` lossless."""
+    if source_format != "WEBP":
+        return False
+    source.seek(12)
+    while header := source.read(8):
+        if len(header) < 8:
+            return False
+        kind, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if kind == b"VP8 ":
+            return True
+        if kind == b"VP8L":
+            return False
+        source.seek(size + (size & 1), io.SEEK_CUR)
+    return False
+
+
+def _too_many_pixels(limits: ImageLimits) -> ImageRefused:
+    return ImageRefused(
+        f"The image has more than {limits.max_pixels / 1_000_000:g} megapixels.",
+        f"Resize it to at most {limits.max_side} px on the long side.",
+    )
+
+
+def _damaged() -> ImageRefused:
+    return ImageRefused("The image is damaged or cut short and cannot be decoded.", "Export it again, or remove it.")
+
+
+def _unidentified(head: bytes) -> ImageRefused:
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _HEIF_BRANDS:
+            return ImageRefused("HEIC/HEIF images cannot be read here.", EXPORT_FIX + _IPHONE_HINT)
+        if brand in (b"avif", b"avis"):
+            return ImageRefused("AVIF images cannot be read here.", EXPORT_FIX)
+    if head.startswith(b"\xff\x0a") or head[4:8] == b"JXL ":
+        return ImageRefused("JPEG XL images cannot be read here.", EXPORT_FIX)
+    return ImageRefused("The file is not an image this bot can read.", EXPORT_FIX)
+
+
+_IPHONE_HINT = " On an iPhone, Settings → Camera → Formats → Most Compatible saves JPEGs."
