@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     check = dataset.add_parser("check", help="check and report on a dataset zip, offline")
     check.add_argument("file")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--trigger-word", help="report captions that lack this word")
+    check.add_argument("--sheet", metavar="PNG", help="also write the contact sheet to this file")
     args = parser.parse_args(argv)
 
     if args.command in (None, "run"):
@@ -62,7 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dataset" and args.dataset_command == "check":
         from bot.dataset.cli import check_command
 
-        return check_command(args.file, as_json=args.json, settings=load_settings())
+        return check_command(
+            args.file,
+            as_json=args.json,
+            settings=load_settings(),
+            trigger_word=args.trigger_word,
+            contact_sheet=args.sheet,
+        )
     parser.print_help()
     return 2
 

@@ -47,8 +47,8 @@ def address_problem(address: IPv4Address | IPv6Address, *, allow_loopback: bool)
         (address.is_link_local, "a link-local address"),
         (address.is_multicast, "a multicast address"),
         (address.is_unspecified, "an unspecified address"),
-        (address.is_private, "a private network address"),
         (address.is_reserved, "a reserved address"),
+        (address.is_private, "a private network address"),
         (isinstance(address, IPv6Address) and address.is_site_local, "a site-local address"),
         (not address.is_global, "not a public internet address"),
     )

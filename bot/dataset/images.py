@@ -9,6 +9,7 @@ Anything else is decoded fully, fixed (orientation, colour mode, size, format) a
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 from dataclasses import dataclass, field
@@ -65,7 +66,7 @@ def process_image(source: IO[bytes], name: str, limits: ImageLimits, *, want_thu
     head = source.read(64)
     source.seek(0)
     try:
-        image = Image.open(source, formats=DECODABLE_FORMATS)
+        image = Image.open(source, formats=_decoders())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _too_many_pixels(limits) from exc
     except UnidentifiedImageError as exc:
@@ -200,6 +201,13 @@ def _to_trainable_mode(image: Image.Image) -> tuple[Image.Image, str | None]:
         flat.paste(rgba, mask=rgba.getchannel("A"))
         return flat, "transparency flattened onto white"
     return image.convert("RGB"), f"{mode} → RGB"
+
+
+@functools.cache
+def _decoders() -> tuple[str, ...]:
+    """The allowed formats this Pillow build has plugins for (HEIF only with a plugin installed)."""
+    Image.init()
+    return tuple(name for name in DECODABLE_FORMATS if name in Image.OPEN)
 
 
 def _thumbnail(image: Image.Image) -> Image.Image:
