@@ -167,12 +167,22 @@ def test_animation_keeps_the_first_frame_with_a_note(tmp_path: Path) -> None:
     assert "first frame" in changes_of(result, "anim.gif")
 
 
-def test_long_side_over_the_limit_is_downscaled(tmp_path: Path) -> None:
-    result = check(tmp_path, {"wide.jpg": image_bytes("JPEG", size=(600, 300))}, max_image_side=200)
-    name, image = only_image(result)
-    assert name == "wide.jpg" and image.size == (200, 100)
-    assert "downscaled 600×300 → 200×100" in changes_of(result, "wide.jpg")
-    assert result.resolution_max is not None and str(result.resolution_max) == "200×100"
+@pytest.mark.parametrize(
+    ("name", "fmt", "size", "expected"),
+    [
+        ("wide.png", "PNG", (600, 300), (200, 100)),  # resampled
+        ("wide.jpg", "JPEG", (500, 250), (200, 100)),  # 1/2 decode still too big, 1/4 too small: resampled
+        ("wide.jpg", "JPEG", (600, 300), (150, 75)),  # libjpeg's 1/4 decode lands within 3/4 of the limit
+    ],
+)
+def test_long_side_over_the_limit_is_downscaled(
+    tmp_path: Path, name: str, fmt: str, size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    result = check(tmp_path, {name: image_bytes(fmt, size=size)}, max_image_side=200)
+    out_name, image = only_image(result)
+    assert out_name == name and image.size == expected
+    assert f"downscaled {size[0]}×{size[1]} → {expected[0]}×{expected[1]}" in changes_of(result, name)
+    assert str(result.resolution_max) == f"{expected[0]}×{expected[1]}"
 
 
 def test_wrong_extension_is_renamed_and_bytes_kept(tmp_path: Path) -> None:

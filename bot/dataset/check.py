@@ -26,13 +26,16 @@ from bot.dataset.captions import MAX_CAPTION_BYTES, Caption, CaptionRefused, dec
 from bot.dataset.contact_sheet import MAX_TILES, render_contact_sheet
 from bot.dataset.entries import Plan, PlannedEntry, plan_entries
 from bot.dataset.errors import DatasetError
-from bot.dataset.images import ImageLimits, ImageOutcome, ImageRefused, process_image
+from bot.dataset.images import DecodeBudget, ImageLimits, ImageOutcome, ImageRefused, process_image
 from bot.dataset.normalised import NormalisedZip
 from bot.dataset.report import Change, DatasetResult, Refusal, Resolution, Skipped, count_formats
 from bot.dataset.store import DatasetStore, sha256_file
 
 SPOOL_BYTES = 16 * 1024 * 1024
 MAX_WORKERS = 4
+# Pixels decoded at once across workers (about 48 MB as RGB): bounds memory whatever the count
+# of workers. A bigger image (up to MAX_IMAGE_PIXELS) is decoded alone.
+DECODE_PIXELS_AT_ONCE = 16_000_000
 
 
 def work_root(settings: Settings) -> Path:
@@ -94,6 +97,7 @@ class _Check:
         self.result = DatasetResult(source=source, trigger_word=self.trigger_word)
         self.budget = ByteBudget(settings.max_uncompressed_bytes, settings.max_compression_ratio)
         self.limits = ImageLimits(settings.max_image_pixels, settings.min_image_side, settings.max_image_side)
+        self.decoding = DecodeBudget(DECODE_PIXELS_AT_ONCE)
         self.output: NormalisedZip | None = None
         self.sizes: list[tuple[str, int, int]] = []
         self.formats: list[str] = []
@@ -149,7 +153,7 @@ class _Check:
                 for ordinal, image in enumerate(plan.images):
                     caption = plan.captions.get(image.key)
                     window.append(pool.submit(self._work, archive, image, caption, ordinal < MAX_TILES))
-                    if len(window) > 2 * workers:
+                    if len(window) > workers:  # one waiting per worker: bounded memory
                         self._consume(window.popleft().result())
                 while window:
                     self._consume(window.popleft().result())
@@ -165,7 +169,9 @@ class _Check:
         try:
             done.payload_size = read_entry(archive, image.info, spool, self.budget)
             spool.seek(0)
-            done.outcome = process_image(spool, image.name, self.limits, want_thumbnail=thumb)
+            done.outcome = process_image(
+                spool, image.name, self.limits, want_thumbnail=thumb, budget=self.decoding
+            )
             if done.outcome.encoded is None:
                 spool.seek(0)
                 done.payload = spool

@@ -12,6 +12,9 @@ from __future__ import annotations
 import functools
 import io
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -59,7 +62,35 @@ class ImageOutcome:
     thumbnail: Image.Image | None = None
 
 
-def process_image(source: IO[bytes], name: str, limits: ImageLimits, *, want_thumbnail: bool) -> ImageOutcome:
+class DecodeBudget:
+    """Bounds the pixels being decoded at once across worker threads.
+
+    Memory then depends on this budget, not on the number of workers: small images decode in
+    parallel, very large ones one at a time (an image over the whole budget waits for it all).
+    """
+
+    def __init__(self, pixels: int) -> None:
+        self.total = pixels
+        self._free = pixels
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        need = min(pixels, self.total)
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= need)
+            self._free -= need
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += need
+                self._changed.notify_all()
+
+
+def process_image(
+    source: IO[bytes], name: str, limits: ImageLimits, *, want_thumbnail: bool, budget: DecodeBudget | None = None
+) -> ImageOutcome:
     """Verify and normalise one image read from ``source``; raise ``ImageRefused`` with a fix."""
     # Pillow's own bomb guard uses this global; every check in this process shares the setting.
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
@@ -75,115 +106,128 @@ def process_image(source: IO[bytes], name: str, limits: ImageLimits, *, want_thu
         raise _damaged() from exc
     with image:
         try:
-            return _normalise(image, source, head, name, limits, want_thumbnail)
+            return _Normaliser(image, source, head, name, limits, want_thumbnail, budget).run()
         except ImageRefused:
             raise
         except Exception as exc:  # decoding untrusted data: any failure means a damaged file
             raise _damaged() from exc
 
 
-def _normalise(
-    image: Image.Image, source: IO[bytes], head: bytes, name: str, limits: ImageLimits, want_thumbnail: bool
-) -> ImageOutcome:
-    source_format = "JPEG" if image.format == "MPO" else str(image.format)
-    width, height = image.size
-    if width * height > limits.max_pixels:
-        raise _too_many_pixels(limits)
-    if min(width, height) < limits.min_side:
-        raise ImageRefused(
-            f"The image is {width}×{height} px; images must be at least {limits.min_side} px on each side.",
-            "Remove it or use a larger version.",
-        )
-    if source_format == "JPEG":
-        orientation = image.getexif().get(ORIENTATION_TAG, 1)
-        if image.mode in KEEP_MODES and orientation == 1 and max(width, height) <= limits.max_side:
-            return _verify_jpeg_as_is(image, name, want_thumbnail)
-        image.draft(image.mode, _draft_size(width, height, limits.max_side))
-    image.load()
-    changes: list[tuple[str, str]] = []
-    if getattr(image, "is_animated", False) and image.format != "MPO":
-        changes.append(("kept the first frame", "animations cannot be trained on"))
-    high_depth = _png_bit_depth(head) == 16
-    if source_format == "PNG" and image.mode in KEEP_MODES and not high_depth and not changes:
-        if image.getexif().get(ORIENTATION_TAG, 1) == 1 and max(width, height) <= limits.max_side:
-            return _kept(image, name, source_format, want_thumbnail)
-    return _reencode(image, source, name, (source_format, (width, height)), changes, high_depth, limits, want_thumbnail)
+class _Normaliser:
+    def __init__(
+        self,
+        image: Image.Image,
+        source: IO[bytes],
+        head: bytes,
+        name: str,
+        limits: ImageLimits,
+        want_thumbnail: bool,
+        budget: DecodeBudget | None,
+    ) -> None:
+        self.image = image
+        self.source = source
+        self.head = head
+        self.name = name
+        self.limits = limits
+        self.want_thumbnail = want_thumbnail
+        self.budget = budget
+        self.format = "JPEG" if image.format == "MPO" else str(image.format)
+        self.original_size = image.size
+        self.changes: list[tuple[str, str]] = []
 
-
-def _verify_jpeg_as_is(image: Image.Image, name: str, want_thumbnail: bool) -> ImageOutcome:
-    width, height = image.size
-    # Draft mode decodes at 1/8 scale (or thumbnail size) yet still reads the whole stream.
-    target = (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if want_thumbnail else (max(1, width // 8), max(1, height // 8))
-    image.draft(image.mode, target)
-    image.load()
-    outcome = _kept(image, name, "JPEG", want_thumbnail)
-    outcome.width, outcome.height = width, height
-    return outcome
-
-
-def _kept(image: Image.Image, name: str, source_format: str, want_thumbnail: bool) -> ImageOutcome:
-    new_name = _name_for(name, source_format)
-    changes = []
-    if new_name != name:
-        changes.append((f"renamed to `{new_name}`", f"the file is a {source_format}"))
-    return ImageOutcome(
-        name=new_name,
-        source_format=source_format,
-        width=image.width,
-        height=image.height,
-        encoded=None,
-        changes=changes,
-        thumbnail=_thumbnail(image) if want_thumbnail else None,
-    )
-
-
-def _reencode(
-    image: Image.Image,
-    source: IO[bytes],
-    name: str,
-    original: tuple[str, tuple[int, int]],  # format and size as the member's file has them
-    changes: list[tuple[str, str]],
-    high_depth: bool,
-    limits: ImageLimits,
-    want_thumbnail: bool,
-) -> ImageOutcome:
-    source_format, original_size = original
-    icc = image.info.get("icc_profile") if image.mode in KEEP_MODES else None
-    if _orientation(image) != 1:
-        changes.append(("rotated upright", "applied the camera's EXIF orientation"))
-    oriented = ImageOps.exif_transpose(image)
-    converted, what = _to_trainable_mode(oriented)
-    if what:
-        changes.append((what, "the trainer takes RGB"))
-    elif high_depth:
-        changes.append(("16-bit → 8-bit", "the trainer takes 8-bit images"))
-    if max(converted.size) > limits.max_side:
-        converted = ImageOps.contain(converted, (limits.max_side, limits.max_side), Image.Resampling.LANCZOS)
-        changes.append(
-            (
-                f"downscaled {original_size[0]}×{original_size[1]} → {converted.width}×{converted.height}",
-                f"images over {limits.max_side} px on the long side only slow training down",
+    def run(self) -> ImageOutcome:
+        image, limits = self.image, self.limits
+        width, height = self.original_size
+        if width * height > limits.max_pixels:
+            raise _too_many_pixels(limits)
+        if min(width, height) < limits.min_side:
+            raise ImageRefused(
+                f"The image is {width}×{height} px; images must be at least {limits.min_side} px on each side.",
+                "Remove it or use a larger version.",
             )
+        if self.format == "JPEG":
+            if image.mode in KEEP_MODES and _orientation(image) == 1 and max(width, height) <= limits.max_side:
+                return self._verify_jpeg_as_is()
+            image.draft(image.mode, _jpeg_decode_size(width, height, limits.max_side))
+        with self._decoding(image.width * image.height):
+            image.load()
+            if getattr(image, "is_animated", False) and image.format != "MPO":
+                self.changes.append(("kept the first frame", "animations cannot be trained on"))
+            high_depth = _png_bit_depth(self.head) == 16
+            if self.format == "PNG" and image.mode in KEEP_MODES and not high_depth and not self.changes:
+                if _orientation(image) == 1 and max(width, height) <= limits.max_side:
+                    return self._kept(image)
+            return self._reencode(high_depth)
+
+    def _decoding(self, pixels: int) -> AbstractContextManager[None]:
+        return self.budget.hold(pixels) if self.budget else nullcontext()
+
+    def _verify_jpeg_as_is(self) -> ImageOutcome:
+        image = self.image
+        width, height = image.size
+        # Draft mode decodes at 1/8 scale (or thumbnail size) yet still reads the whole stream.
+        target = (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if self.want_thumbnail else (max(1, width // 8), max(1, height // 8))
+        image.draft(image.mode, target)
+        image.load()
+        outcome = self._kept(image)
+        outcome.width, outcome.height = width, height
+        return outcome
+
+    def _kept(self, image: Image.Image) -> ImageOutcome:
+        new_name = _name_for(self.name, self.format)
+        if new_name != self.name:
+            self.changes.append((f"renamed to `{new_name}`", f"the file is a {self.format}"))
+        return ImageOutcome(
+            name=new_name,
+            source_format=self.format,
+            width=image.width,
+            height=image.height,
+            encoded=None,
+            changes=self.changes,
+            thumbnail=_thumbnail(image) if self.want_thumbnail else None,
         )
-    target = "JPEG" if source_format in ("JPEG", "AVIF", "HEIF") or _is_lossy_webp(source_format, source) else "PNG"
-    new_name = _name_for(name, target)
-    if target != source_format:
-        changes.append((f"converted {source_format} → {target} as `{new_name}`", _TRAINER_FORMATS))
-    buffer = io.BytesIO()
-    options = {"icc_profile": icc} if icc else {}
-    if target == "JPEG":
-        converted.save(buffer, "JPEG", quality=JPEG_QUALITY, **options)
-    else:
-        converted.save(buffer, "PNG", **options)
-    return ImageOutcome(
-        name=new_name,
-        source_format=source_format,
-        width=converted.width,
-        height=converted.height,
-        encoded=buffer.getvalue(),
-        changes=changes,
-        thumbnail=_thumbnail(converted) if want_thumbnail else None,
-    )
+
+    def _reencode(self, high_depth: bool) -> ImageOutcome:
+        image, changes, max_side = self.image, self.changes, self.limits.max_side
+        icc = image.info.get("icc_profile") if image.mode in KEEP_MODES else None
+        if _orientation(image) != 1:
+            changes.append(("rotated upright", "applied the camera's EXIF orientation"))
+            image = ImageOps.exif_transpose(image)
+        image, what = _to_trainable_mode(image)
+        if what:
+            changes.append((what, "the trainer takes RGB"))
+        elif high_depth:
+            changes.append(("16-bit → 8-bit", "the trainer takes 8-bit images"))
+        if max(image.size) > max_side:
+            image = ImageOps.contain(image, (max_side, max_side), Image.Resampling.LANCZOS)
+        if max(image.size) < max(self.original_size):  # by the resample, or by JPEG's scaled decode
+            before = "×".join(map(str, self.original_size))
+            changes.append(
+                (
+                    f"downscaled {before} → {image.width}×{image.height}",
+                    f"images over {max_side} px on the long side only slow training down",
+                )
+            )
+        lossy = self.format in ("JPEG", "AVIF", "HEIF") or _is_lossy_webp(self.format, self.source)
+        target = "JPEG" if lossy else "PNG"
+        new_name = _name_for(self.name, target)
+        if target != self.format:
+            changes.append((f"converted {self.format} → {target} as `{new_name}`", _TRAINER_FORMATS))
+        buffer = io.BytesIO()
+        options = {"icc_profile": icc} if icc else {}
+        if target == "JPEG":
+            image.save(buffer, "JPEG", quality=JPEG_QUALITY, **options)
+        else:
+            image.save(buffer, "PNG", **options)
+        return ImageOutcome(
+            name=new_name,
+            source_format=self.format,
+            width=image.width,
+            height=image.height,
+            encoded=buffer.getvalue(),
+            changes=changes,
+            thumbnail=_thumbnail(image) if self.want_thumbnail else None,
+        )
 
 
 def _to_trainable_mode(image: Image.Image) -> tuple[Image.Image, str | None]:
@@ -216,12 +260,22 @@ def _thumbnail(image: Image.Image) -> Image.Image:
     return thumb
 
 
-def _draft_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """The smallest decode size that still leaves the long side at least ``max_side``."""
-    scale = max(width, height) / max_side
-    if scale <= 1:
+def _jpeg_decode_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size to ask libjpeg's scaled decode (1/2, 1/4, 1/8) for, when downscaling anyway.
+
+    Decoding at 1/2 costs half as much as a full decode and needs no resampling afterwards
+    (a 12 MP LANCZOS resample costs several full decodes). When a power-of-two scale lands the
+    long side between 3/4 of ``max_side`` and ``max_side`` it is used as is; otherwise the
+    decode stops at the smallest scale still above ``max_side`` and LANCZOS does the rest.
+    """
+    long_side = max(width, height)
+    if long_side <= max_side:
         return width, height
-    return max(1, int(width / scale)), max(1, int(height / scale))
+    for scale in (8, 4, 2):
+        if max_side * 3 / 4 <= long_side / scale <= max_side:
+            return max(1, width // scale), max(1, height // scale)
+    ratio = long_side / max_side
+    return max(1, int(width / ratio)), max(1, int(height / ratio))
 
 
 def _orientation(image: Image.Image) -> int:

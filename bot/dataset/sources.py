@@ -86,7 +86,10 @@ async def _follow(
                 location = response.headers.get("Location")
                 if not location:
                     raise DatasetError("The dataset URL redirects nowhere.", _CHECK_LINK)
-                url = url.join(URL(location))
+                try:
+                    url = url.join(URL(location))
+                except ValueError as exc:
+                    raise DatasetError("The dataset URL redirects to an invalid link.", _CHECK_LINK) from exc
                 policy.check_url(url)
                 continue
             if response.status != 200:
