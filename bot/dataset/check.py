@@ -178,9 +178,8 @@ class _Check:
         except ImageRefused as exc:
             done.refusals.append(Refusal(image.original, exc.reason, exc.fix))
         except CapExceeded:
-            spool.close()
-            raise
-        except DatasetError as exc:
+            raise  # stops the whole check
+        except DatasetError as exc:  # this entry is damaged; the others are still checked
             done.refusals.append(Refusal(exc.file, exc.reason, exc.fix))
         finally:
             if done.payload is None:
