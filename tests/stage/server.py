@@ -643,6 +643,7 @@ class Stage:
         fail_on_problems: bool = True,
     ) -> T:
         """Wait until ``check()`` returns something; raise the stage's problems as soon as they appear."""
+        __tracebackhide__ = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (self.config.wait_timeout_seconds if timeout is None else timeout)
         while True:
@@ -728,12 +729,14 @@ class Stage:
         route = f"{method} {path}"
 
         async def endpoint(request: web.Request) -> web.StreamResponse:
-            req = StageRequest(method, route, request.path, dict(request.match_info), dict(request.query), {})
-            req.headers = dict(request.headers)
+            req = StageRequest(
+                method, route, request.path, dict(request.match_info), dict(request.query), dict(request.headers)
+            )
             status, body, headers = await self._run(req, request, handler)
             self.requests.append(
                 RequestRecord(method, route, request.path, status, req.body, [u.filename for u in req.uploads])
             )
+            self.notify()
             headers = {**rate_limit_headers(route, self.clock.time()), **headers}
             if status == 204 or body is None:
                 return web.Response(status=204 if status < 300 else status, headers=headers)
@@ -746,7 +749,7 @@ class Stage:
     ) -> tuple[int, Any, dict[str, str]]:
         try:
             if not req.route.split(" ", 1)[1].startswith(TOKEN_ROUTES):
-                if request.headers.get("Authorization") != f"Bot {self.token}":
+                if req.headers.get("Authorization") != f"Bot {self.token}":
                     raise HttpError(401, 0, "401: Unauthorized")
             req.body, req.uploads = await read_body(request)
             self._validate(req)
