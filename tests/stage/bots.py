@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -29,6 +30,23 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # the stage sends all of its guilds at once, so a short wait loses nothing.
 GUILD_READY_TIMEOUT = 0.05
 START_TIMEOUT = 20.0
+BOT_LOGGERS = ("discord", "bot", "cogs", "storage")
+
+
+class ErrorsToStage(logging.Handler):
+    """Reports the bot's ERROR logs to the stage: an exception discord.py only logs (a view
+    callback, a command without handler) or an "Unhandled error" fails the test."""
+
+    def __init__(self, stage: Stage) -> None:
+        super().__init__(logging.ERROR)
+        self.stage = stage
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] in BOT_LOGGERS:
+            text = f"{record.name}: {record.getMessage()}"
+            if record.exc_info and record.exc_info[1] is not None:
+                text += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            self.stage.record_bot_error(text)
 
 
 def bot_settings(stage: Stage, data_dir: Path, **overrides: Any) -> Settings:
@@ -53,6 +71,8 @@ async def bot_in_process(stage: Stage, data_dir: Path, **overrides: Any) -> Asyn
     point_discord_at(settings)
     bot = TrainerBot(settings)
     bot._connection.guild_ready_timeout = GUILD_READY_TIMEOUT
+    errors = ErrorsToStage(stage)
+    logging.getLogger().addHandler(errors)
     runner = asyncio.create_task(bot.start(stage.token), name="bot-on-stage")
     ready = asyncio.create_task(bot.wait_until_ready())
     try:
@@ -68,6 +88,7 @@ async def bot_in_process(stage: Stage, data_dir: Path, **overrides: Any) -> Asyn
         await bot.close()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(runner, 10)
+        logging.getLogger().removeHandler(errors)
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 

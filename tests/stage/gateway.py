@@ -117,7 +117,7 @@ class Gateway:
                 await ws.close(code=1001, message=b"stage stopping")
 
     async def _on_payload(self, ws: web.WebSocketResponse, payload: dict[str, Any]) -> None:
-        op, data = payload.get("op"), payload.get("d")
+        op, data = payload.get("op"), payload.get("d") or {}
         if op == HEARTBEAT:
             await self._send_raw(ws, {"op": HEARTBEAT_ACK})
         elif op == IDENTIFY:

@@ -144,8 +144,9 @@ class CommandBuilder:
         self.resolved: dict[str, dict[str, Json]] = {}
 
     def build(self, path: list[str], values: dict[str, Any], *, focused: str | None = None) -> Json:
-        node, options = self.command, []
-        container = options
+        node: Json = self.command
+        options: list[Json] = []
+        container: list[Json] = options
         for part in path[1:]:
             sub = _find_option(node, part, kinds=(SUB_COMMAND, SUB_COMMAND_GROUP))
             entry: Json = {"type": sub["type"], "name": part, "options": []}
@@ -200,9 +201,11 @@ class CommandBuilder:
             role = self.stage.guilds[self.guild_id].role_named(str(value))
             self.resolved.setdefault("roles", {})[str(role.id)] = role.payload()
             return str(role.id)
-        expected = {STRING: str, INTEGER: int, BOOLEAN: bool, NUMBER: (int, float)}.get(kind)
-        if expected is not None and (not isinstance(value, expected) or (kind != BOOLEAN and isinstance(value, bool))):
-            raise StageError(f"{where} takes a {expected}, not {value!r}")
+        expected: dict[int, type | tuple[type, ...]] = {STRING: str, INTEGER: int, BOOLEAN: bool, NUMBER: (int, float)}
+        expected_type = expected.get(kind)
+        wrong = expected_type is not None and not isinstance(value, expected_type)
+        if wrong or (kind in (INTEGER, NUMBER) and isinstance(value, bool)):
+            raise StageError(f"{where} takes a {expected_type}, not {value!r}")
         _check_range(where, option, value)
         return value
 

@@ -127,11 +127,10 @@ class _Checker:
         items = data.get("components") or []
         self.max_len((*at, "components"), items, MODAL_ITEMS_MAX, "items")
         seen: set[str] = set()
-        for index, inner, path in _modal_inputs(items, (*at, "components")):
-            del index
+        for inner, path in _modal_inputs(items, (*at, "components")):
             self.max_len((*path, "label"), inner.get("label"), TEXT_INPUT_LABEL_MAX)
             self.max_len((*path, "value"), inner.get("value"), TEXT_INPUT_VALUE_MAX)
-            custom_id = inner.get("custom_id")
+            custom_id = str(inner.get("custom_id"))
             if custom_id in seen:
                 self.fail((*path, "custom_id"), f"custom_id {custom_id!r} is used twice in this modal")
             seen.add(custom_id)
@@ -171,16 +170,16 @@ class _Checker:
             self.fail(("files",), f"{total} bytes of files, more than {REQUEST_BYTES_MAX} per request")
 
 
-def _modal_inputs(items: list[Any], at: Path) -> Iterable[tuple[int, Json, Path]]:
+def _modal_inputs(items: list[Any], at: Path) -> Iterable[tuple[Json, Path]]:
     """The text inputs (and selects) of a modal, in action rows or in labels (type 18)."""
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             continue
         if item.get("type") == 1:
             for j, inner in enumerate(item.get("components") or []):
-                yield i, inner, (*at, i, "components", j)
+                yield inner, (*at, i, "components", j)
         elif item.get("type") == 18 and isinstance(item.get("component"), dict):
-            yield i, item["component"], (*at, i, "component")
+            yield item["component"], (*at, i, "component")
 
 
 MESSAGE_ROUTES = {

@@ -29,6 +29,11 @@ class ProbeView(discord.ui.View):
     async def details(self, interaction: discord.Interaction, button: discord.ui.Button[ProbeView]) -> None:
         await interaction.response.send_modal(ProbeModal())
 
+    @discord.ui.button(label="Refresh", style=discord.ButtonStyle.secondary, custom_id="probe:refresh")
+    async def refresh(self, interaction: discord.Interaction, button: discord.ui.Button[ProbeView]) -> None:
+        await interaction.response.defer()  # type 6: no visible answer yet
+        await interaction.edit_original_response(content="Refreshed")  # @original is the card itself
+
     @discord.ui.select(
         custom_id="probe:fruit",
         max_values=2,
@@ -164,5 +169,14 @@ def _file(name: str) -> discord.File:
     return discord.File(io.BytesIO(_png_bytes()), filename=name)
 
 
+@app_commands.command(name="probe-admin", description="Only for Manage Server (tests only)")
+@app_commands.default_permissions(manage_guild=True)
+@app_commands.guild_only()
+@app_commands.checks.has_permissions(manage_guild=True)
+async def probe_admin(interaction: discord.Interaction) -> None:
+    await interaction.response.send_message("admin ok", ephemeral=True)
+
+
 async def setup(bot: commands.Bot) -> None:
     await bot.add_cog(ProbeCog(bot))
+    bot.tree.add_command(probe_admin)

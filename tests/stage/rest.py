@@ -382,8 +382,8 @@ class RestApi:
         return self._user(req).payload()
 
     async def open_dm(self, req: StageRequest) -> Json:
-        recipient = (req.body or {}).get("recipient_id")
-        user = self.stage.users.get(int(recipient)) if str(recipient).isdigit() else None
+        recipient = str((req.body or {}).get("recipient_id"))
+        user = self.stage.users.get(int(recipient)) if recipient.isdigit() else None
         if user is None or user.bot:
             raise HttpError(400, 50033, "Invalid Recipient(s)")
         return self.stage.channel_payload(self.stage.dm_channel(user))

@@ -126,6 +126,7 @@ class Stage:
         self.violations: list[Violation] = []
         self.failed_interactions: list[FailedInteraction] = []
         self.errors: list[str] = []
+        self.bot_errors: list[str] = []  # ERROR logs of an in-process bot (see bots.py)
         self._tokens: dict[str, InteractionRecord] = {}
         self._command_ids: dict[tuple[str, str, int], int] = {}
         self._revision = 0
@@ -151,11 +152,8 @@ class Stage:
         app.router.add_route("*", "/{tail:.*}", self._unknown_route)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:
@@ -608,6 +606,7 @@ class Stage:
             [f"invalid request: {v}" for v in self.violations]
             + [f"failed interaction: {f}" for f in self.failed_interactions]
             + [f"stage error: {e}" for e in self.errors]
+            + [f"the bot logged an error: {e}" for e in self.bot_errors]
         )
 
     def check(self) -> None:
@@ -623,6 +622,14 @@ class Stage:
 
     def take_failed_interactions(self) -> list[FailedInteraction]:
         taken, self.failed_interactions = self.failed_interactions, []
+        return taken
+
+    def record_bot_error(self, text: str) -> None:
+        self.bot_errors.append(text)
+        self.notify()
+
+    def take_bot_errors(self) -> list[str]:
+        taken, self.bot_errors = self.bot_errors, []
         return taken
 
     def take_errors(self) -> list[str]:
@@ -716,6 +723,17 @@ class Stage:
             lambda: self.violations or None, "an invalid request", timeout=timeout, fail_on_problems=False
         )
         return self.violations.pop(0)
+
+    async def wait_bot_error(self, contains: str = "", *, timeout: float | None = None) -> str:
+        """Wait for the bot to log an error containing ``contains`` and take it (the test expected it)."""
+        found = await self.wait_for(
+            lambda: next((e for e in self.bot_errors if contains in e), None),
+            f"the bot to log an error containing {contains!r}",
+            timeout=timeout,
+            fail_on_problems=False,
+        )
+        self.bot_errors.remove(found)
+        return found
 
     async def wait_failed_interaction(self, *, timeout: float | None = None) -> FailedInteraction:
         """Wait for a failed interaction and take it (the test expected it)."""

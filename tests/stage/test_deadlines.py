@@ -15,20 +15,11 @@ async def test_a_late_answer_is_a_failed_interaction(stage: Stage, probe_bot: Tr
     failed = await stage.wait_failed_interaction()
     assert failed.description == "/probe late" and failed.user == "alice"
     assert "3 s" in failed.reason and ix.failed
-    late = await stage.wait_for(
-        lambda: next((r for r in stage.requests if r.route.endswith("/callback") and r.status == 404), None),
-        "the late callback",
-    )
-    assert late.status == 404  # 10062 Unknown interaction, as on Discord
-
-
-async def test_no_answer_at_all_fails_after_the_deadline(stage: Stage, bot_on_stage: TrainerBot) -> None:
-    # A command the bot does not know is never answered: discord.py only logs it.
-    stage.register_command("global", {"name": "ghost", "description": "not in the bot", "type": 1})
-    ix = await stage.member("bob").slash("ghost")
-    stage.clock.advance(seconds=3.5)
-    failed = await stage.wait_failed_interaction()
-    assert failed.description == "/ghost" and ix.failed and "did not answer" in failed.reason
+    # The late answer got 404 10062 Unknown interaction, as on Discord, and the bot logged it.
+    logged = await stage.wait_bot_error("Unknown interaction")
+    assert "/probe late" in logged
+    callbacks = [r.status for r in stage.requests if r.route.endswith("/callback")]
+    assert callbacks and set(callbacks) == {404}
 
 
 async def test_a_second_initial_response_is_refused_with_40060(

@@ -57,7 +57,9 @@ async def test_unknown_routes_and_bad_tokens_fail_loudly(stage: Stage, http: aio
     async with http.get(f"{stage.api_base}/guilds/1/bans", headers=headers) as response:
         assert response.status == 404
         assert "tests/stage/rest.py" in (await response.json())["message"]
-    assert [e.split(":")[0] for e in stage.take_errors()] == ["GET /api/v10/guilds/1/bans is not a route the stage knows"]
+    assert [e.split(":")[0] for e in stage.take_errors()] == [
+        "GET /api/v10/guilds/1/bans is not a route the stage knows"
+    ]
 
     async with http.get(f"{stage.api_base}/users/@me", headers={"Authorization": "Bot wrong"}) as response:
         assert response.status == 401

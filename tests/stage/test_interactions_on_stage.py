@@ -36,13 +36,24 @@ async def test_buttons_update_the_message_and_disabled_buttons_cannot_be_pressed
 ) -> None:
     await alice.slash("probe buttons")
     card = await stage.wait_message("general", lambda m: m.content == "Choose")
-    assert [b["label"] for b in card.buttons] == ["Confirm", "Details"]
+    assert [b["label"] for b in card.buttons] == ["Confirm", "Details", "Refresh"]
 
     ix = await bob.click(card, label="Confirm")
     assert await ix.response() == 7  # UPDATE_MESSAGE
     assert card.content == "Confirmed" and card.button(label="Confirm")["disabled"] is True
     with pytest.raises(StageError, match="disabled"):
         await alice.click(card, label="Confirm")
+
+
+async def test_a_deferred_update_then_an_edit_of_original_changes_the_card(
+    stage: Stage, probe_bot: TrainerBot, alice: StageMember
+) -> None:
+    await alice.slash("probe buttons")
+    card = await stage.wait_message("general", lambda m: m.content == "Choose")
+    ix = await alice.click(card, label="Refresh")
+    assert await ix.response() == 6  # DEFERRED_UPDATE_MESSAGE
+    assert await stage.wait_message("general", lambda m: m.content == "Refreshed") is card
+    assert ix.original is card and card.edit_count == 1
 
 
 async def test_select_and_modal_round_trip(stage: Stage, probe_bot: TrainerBot, alice: StageMember) -> None:

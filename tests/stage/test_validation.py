@@ -35,6 +35,18 @@ async def test_the_validator_rejects_a_bad_message_posted_straight_to_the_stage(
     assert stage.messages_in(channel) == []  # nothing was posted
 
 
+async def test_limits_the_document_leaves_out_are_checked_with_or_without_it(
+    stage: Stage, http: aiohttp.ClientSession
+) -> None:
+    channel = stage.channel("general")
+    rows = [{"type": 1, "components": [{"type": 2, "style": 1, "label": "b", "custom_id": f"b{i}"}]} for i in range(6)]
+    headers = {"Authorization": f"Bot {stage.token}"}
+    body = {"content": "c" * 2001, "components": rows}
+    async with http.post(f"{stage.api_base}/channels/{channel.id}/messages", json=body, headers=headers) as response:
+        assert response.status == 400
+    assert {(v.field, v.source) for v in stage.take_violations()} == {("content", "limits"), ("components", "limits")}
+
+
 async def test_an_embed_over_6000_characters_fails_the_test_naming_route_and_field(
     stage: Stage, probe_bot: TrainerBot, alice: StageMember
 ) -> None:
@@ -44,16 +56,20 @@ async def test_an_embed_over_6000_characters_fails_the_test_naming_route_and_fie
     assert violation.field == "data.embeds"
     assert "7025 characters in all embeds together" in violation.message
     assert str(violation).startswith(f"{CALLBACK}: data.embeds: ")
-    # The bot's error handler then answered properly, so the member saw an error, not a failure.
+    # The bot's error handler logged it and answered properly: the member saw an error, not a failure.
+    assert "Invalid Form Body" in await stage.wait_bot_error("Unhandled error")
     reply = await alice.wait_ephemeral()
     assert reply.embed["title"] == "Something went wrong"
 
 
-async def test_an_unexpected_violation_fails_the_next_wait(stage: Stage, probe_bot: TrainerBot, alice: StageMember) -> None:
+async def test_an_unexpected_violation_fails_the_next_wait(
+    stage: Stage, probe_bot: TrainerBot, alice: StageMember
+) -> None:
     await alice.slash("probe huge")
     with pytest.raises(AssertionError, match=r"invalid request: POST /interactions/.*data\.embeds"):
         await alice.wait_ephemeral(lambda m: m.content == "never")
     assert stage.take_violations()  # taken: this test expected it
+    await stage.wait_bot_error("Unhandled error")
 
 
 def test_the_openapi_document_is_there_to_validate_against() -> None:
@@ -80,11 +96,29 @@ def _row(*custom_ids: str) -> dict[str, object]:
         ({"components": [_row(*"abcdef")]}, "components[0].components", "6 items"),
         ({"components": [_row("a"), _row("a")]}, "components[1].components[0].custom_id", "used twice"),
         ({"components": [_row("x" * 101)]}, "components[0].components[0].custom_id", "101 characters"),
-        ({"components": [{"type": 1, "components": [{"type": 2, "style": 1, "label": "l" * 81, "custom_id": "a"}]}]},
-         "components[0].components[0].label", "81 characters"),
-        ({"components": [{"type": 1, "components": [{"type": 3, "custom_id": "s", "options": [
-            {"label": str(i), "value": str(i)} for i in range(26)]}]}]},
-         "components[0].components[0].options", "26 options"),
+        (
+            {"components": [{"type": 1, "components": [{"type": 2, "style": 1, "label": "l" * 81, "custom_id": "a"}]}]},
+            "components[0].components[0].label",
+            "81 characters",
+        ),
+        (
+            {
+                "components": [
+                    {
+                        "type": 1,
+                        "components": [
+                            {
+                                "type": 3,
+                                "custom_id": "s",
+                                "options": [{"label": str(i), "value": str(i)} for i in range(26)],
+                            }
+                        ],
+                    }
+                ]
+            },
+            "components[0].components[0].options",
+            "26 options",
+        ),
     ],
 )
 def test_message_limits(body: dict[str, object], field: str, words: str) -> None:
