@@ -7,10 +7,13 @@ Nothing here imports discord: the services are the core, and the cogs reach them
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Settings, ensure_secret_key
 from bot.logging_setup import register_secret
+from bot.metrics import BotMetrics
+from bot.web.server import WebServer
+from bot.web.wiring import start_web_server
 from storage import Store
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,9 @@ log = logging.getLogger(__name__)
 class Services:
     settings: Settings
     store: Store
+    metrics: BotMetrics = field(default_factory=BotMetrics)
+    # None when the HTTP port was busy and nothing needs the server (see start_web_server).
+    web: WebServer | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
@@ -28,7 +34,22 @@ class Services:
         if settings.civitai_token is not None:
             register_secret(settings.civitai_token.get_secret_value())
         store = await Store.open(settings.database_path)
-        return cls(settings=settings, store=store)
+        services = cls(settings=settings, store=store)
+        try:
+            services.web = await start_web_server(settings, metrics=services.metrics, readiness=services.ready)
+        except BaseException:
+            await store.close()
+            raise
+        return services
+
+    async def ready(self) -> bool:
+        """For /healthz: the database answers."""
+        await self.store.get_meta("healthz")
+        return True
 
     async def close(self) -> None:
-        await self.store.close()
+        try:
+            if self.web is not None:
+                await self.web.stop()
+        finally:
+            await self.store.close()

@@ -1,0 +1,63 @@
+"""Plain implementations of the web Protocols, used until the store and tracker provide theirs.
+
+``Services`` composes a ``HookSink`` from a ``HookJobs`` (the store's job records) and a
+``CallbackTarget`` (the tracker). Until those exist, no job has a hook secret, so every callback
+is answered 404 and nothing is done — the honest behaviour for a bot that tracks no jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.web.protocols import CallbackTarget, DeliveryOutcome, HookJobs
+from bot.web.signing import DIGEST_PATTERN
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ComposedHookSink:
+    jobs: HookJobs
+    target: CallbackTarget
+
+    async def hook_secret_hash(self, job_id: str) -> str | None:
+        return await self.jobs.hook_secret_hash(job_id)
+
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
+        await self.jobs.record_delivery(job_id, body_digest, outcome)
+
+    async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
+        await self.target.on_callback(job_id, payload)
+
+
+class NoTrackedJobs:
+    """No job records yet: every job is unknown, so no callback is ever authenticated."""
+
+    async def hook_secret_hash(self, job_id: str) -> str | None:
+        return None
+
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
+        return None
+
+
+class LoggingCallbackTarget:
+    """Stand-in for the job tracker: notes the callback and does nothing else."""
+
+    async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
+        log.debug("Callback for job %s (%s) received; no tracker is wired yet", job_id, payload.get("status"))
+
+
+@dataclass
+class DirectoryDatasetFiles:
+    """Normalised zips stored as ``{root}/{digest}.zip``."""
+
+    root: Path
+
+    def path_for(self, digest: str) -> Path | None:
+        if not DIGEST_PATTERN.fullmatch(digest):
+            return None
+        path = self.root / f"{digest}.zip"
+        return path if path.is_file() else None
