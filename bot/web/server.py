@@ -37,6 +37,10 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 # Compared against when the job is unknown, so both paths do the same work.
 _NO_SUCH_HASH = "0" * 64
+# A job's hook secret never changes, and its callbacks come in bursts (one per status change), so
+# known hashes are kept briefly to spare the store a read per callback. Unknown jobs are not kept.
+HASH_CACHE_SECONDS = 60.0
+HASH_CACHE_MAX = 10_000
 
 Readiness = Callable[[], Awaitable[bool]]
 
@@ -91,6 +95,7 @@ class WebServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
+        self._known_hashes: dict[str, tuple[str, float]] = {}
         self._started_at = time.monotonic()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -159,7 +164,7 @@ class WebServer:
         if not (_JOB_ID.fullmatch(job_id) and _HOOK_SECRET.fullmatch(secret)):
             return self._reject("unknown_hook", 404, "not found")
         try:
-            stored = await self.hooks.hook_secret_hash(job_id)
+            stored = await self._secret_hash(job_id)
         except Exception:
             log.exception("Could not look up the hook secret of job %s; asking the orchestrator to retry", job_id)
             return self._reject("unavailable", 503, "temporarily unavailable")
@@ -182,6 +187,18 @@ class WebServer:
             return self._reject(str(outcome), 200, f"ignored: {outcome}")
         self._schedule_callback(job_id, payload)
         return _plain(200, "ok")
+
+    async def _secret_hash(self, job_id: str) -> str | None:
+        now = time.monotonic()
+        known = self._known_hashes.get(job_id)
+        if known is not None and now - known[1] < HASH_CACHE_SECONDS:
+            return known[0]
+        stored = await self.hooks.hook_secret_hash(job_id)
+        if stored is not None:
+            if len(self._known_hashes) >= HASH_CACHE_MAX:
+                self._known_hashes.clear()  # crude but bounded; refilled from the store on demand
+            self._known_hashes[job_id] = (stored, now)
+        return stored
 
     def _schedule_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         task = asyncio.create_task(self._run_callback(job_id, payload), name=f"callback-{job_id}")

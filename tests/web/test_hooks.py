@@ -185,3 +185,20 @@ async def test_no_secret_in_logs(
     assert secret not in text and wrong not in text
     access = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert any("/hooks/civitai/42/***" in line for line in access), access  # logged, redacted
+
+
+async def test_known_hashes_are_reused_and_unknown_jobs_are_asked_again(
+    server: WebServer, sink: MemorySink, client: aiohttp.ClientSession
+) -> None:
+    secret = sink.add_job("42")
+    async with client.post(url(server, "42", secret), json=PAYLOAD) as response:
+        assert response.status == 200
+    sink.fail_lookup = True  # a second burst callback no longer needs the store's read
+    async with client.post(url(server, "42", secret), json=PAYLOAD) as response:
+        assert response.status == 200
+    sink.fail_lookup = False
+    async with client.post(url(server, "43", secret), json=PAYLOAD) as response:
+        assert response.status == 404
+    late = sink.add_job("43")  # a job created after a miss is found: misses are not remembered
+    async with client.post(url(server, "43", late), json=PAYLOAD) as response:
+        assert response.status == 200
