@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from bot.config import Settings, ensure_secret_key
 from bot.logging_setup import register_secret
+from bot.secretbox import SecretBox
 from storage import Store
+from storage.models import GuildDefaults
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +22,18 @@ log = logging.getLogger(__name__)
 class Services:
     settings: Settings
     store: Store
+    secretbox: SecretBox  # encrypts Civitai tokens before they reach the store
 
     @classmethod
     async def start(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        register_secret(ensure_secret_key(settings).get_secret_value())
+        secret_key = ensure_secret_key(settings)
+        register_secret(secret_key.get_secret_value())
         if settings.civitai_token is not None:
             register_secret(settings.civitai_token.get_secret_value())
-        store = await Store.open(settings.database_path)
-        return cls(settings=settings, store=store)
+        defaults = GuildDefaults(cooldown_seconds=settings.command_cooldown_seconds)
+        store = await Store.open(settings.database_path, defaults=defaults)
+        return cls(settings=settings, store=store, secretbox=SecretBox(secret_key))
 
     async def close(self) -> None:
         await self.store.close()
