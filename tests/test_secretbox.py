@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.logging_setup import redact
@@ -75,9 +76,13 @@ async def test_token_plaintext_never_reaches_the_database_files(tmp_path: Path) 
 async def test_services_build_a_secretbox_from_the_secret_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SECRET_KEY", raising=False)
     settings = Settings(_env_file=None, data_dir=tmp_path, command_cooldown_seconds=4)  # type: ignore[call-arg]
-    services = await Services.start(settings)
+    clock = Clock()
+    services = await Services.start(settings, clock)
     try:
         assert (tmp_path / "secret.key").exists()  # generated on first start
+        clock.advance(days=3)
+        entry = await services.store.audit.add(1, 2, "test")
+        assert abs((entry.at - clock.now()).total_seconds()) < 1  # the store follows the bot's clock
         assert services.secretbox.decrypt(services.secretbox.encrypt(TOKEN)) == TOKEN
         assert (await services.store.guilds.get(1)).cooldown_seconds == 4
     finally:
