@@ -1,8 +1,8 @@
-"""Plain implementations of the web Protocols, used until the store and tracker provide theirs.
+"""Implementations of the web Protocols.
 
-``Services`` composes a ``HookSink`` from a ``HookJobs`` (the store's job records) and a
-``CallbackTarget`` (the tracker). Until those exist, no job has a hook secret, so every callback
-is answered 404 and nothing is done — the honest behaviour for a bot that tracks no jobs.
+``Services`` composes a ``HookSink`` from a ``HookJobs`` (``StoreHookJobs``: the store's job
+records) and a ``CallbackTarget`` (the tracker; ``LoggingCallbackTarget`` until it is wired).
+``NoTrackedJobs`` is for a server with no store: every callback is then answered 404.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import Any
 
 from bot.web.protocols import CallbackTarget, DeliveryOutcome, HookJobs
 from bot.web.signing import DIGEST_PATTERN
+from storage import Store
+from storage.models import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,25 @@ class ComposedHookSink:
 
     async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         await self.target.on_callback(job_id, payload)
+
+
+@dataclass
+class StoreHookJobs:
+    """The store's job records and callback journal, as the hook route needs them."""
+
+    store: Store
+
+    async def hook_secret_hash(self, job_id: str) -> str | None:
+        job = await self.store.jobs.get(job_id)
+        return job.hook_secret_hash if job is not None else None
+
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
+        await self.store.deliveries.record(job_id, body_digest, str(outcome))
+
+
+async def job_counts_by_status(store: Store) -> dict[tuple[str, ...], float]:
+    """The ``lorabot_jobs`` gauge, computed at scrape time."""
+    return {(status.value,): float(await store.jobs.count(status=status)) for status in JobStatus}
 
 
 class NoTrackedJobs:

@@ -8,12 +8,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.hooks import hash_hook_secret, hook_url, new_hook_secret
 from bot.metrics import BotMetrics
 from bot.services import Services
 from bot.web.server import WebServer
 from bot.web.sinks import DirectoryDatasetFiles
 from bot.web.wiring import WebServerBindError
+from storage.models import NewJob, Payer, TokenSource, Variant
 from tests.web.conftest import MemorySink, make_settings
+from tests.web.promtext import parse, sample
 
 
 async def test_healthz_ok(server: WebServer, client: aiohttp.ClientSession) -> None:
@@ -59,6 +62,40 @@ async def test_services_start_and_stop_the_server(tmp_path: Path, client: aiohtt
     with pytest.raises(aiohttp.ClientConnectionError):
         async with client.get(f"{base}/healthz"):
             pass
+
+
+async def test_services_route_callbacks_to_store_jobs(tmp_path: Path, client: aiohttp.ClientSession) -> None:
+    services = await Services.start(make_settings(tmp_path))
+    assert services.web is not None
+    try:
+        secret = new_hook_secret()
+        job = await services.store.jobs.create(
+            NewJob(
+                guild_id=1,
+                channel_id=2,
+                user_id=3,
+                name="style",
+                variant=Variant.DEV,
+                params={"steps": 2000},
+                dataset_digest="ab" * 32,
+                image_count=12,
+                payer=Payer.OPERATOR,
+                token_source=TokenSource.NONE,
+                hook_secret_hash=hash_hook_secret(secret),
+            )
+        )
+        async with client.post(hook_url(services.web.base_url, job.id, secret), json={"status": "processing"}) as r:
+            assert r.status == 200
+        async with client.post(hook_url(services.web.base_url, job.id, new_hook_secret()), json={}) as r:
+            assert r.status == 404
+        deliveries = await services.store.deliveries.for_job(job.id)
+        assert [d.outcome for d in deliveries] == ["accepted"]
+        async with client.get(f"{services.web.base_url}/metrics") as response:
+            families = parse(await response.text())
+        assert sample(families, "lorabot_jobs", status="draft") == 1
+        assert sample(families, "lorabot_jobs", status="succeeded") == 0
+    finally:
+        await services.close()
 
 
 async def test_busy_port_is_a_warning_without_public_url_and_fatal_with_it(tmp_path: Path) -> None:
