@@ -154,7 +154,7 @@ class _Compiler:
 
 
 def _read_only(prop: Any) -> bool:
-    """A property stays read-only when a merged chain wraps its definitions in ``allOf``."""
+    """Read-only, also when merging a chain wrapped the property's definitions in ``allOf``."""
     if not isinstance(prop, dict):
         return False
     return bool(prop.get("readOnly")) or any(_read_only(p) for p in prop.get("allOf", []))
@@ -165,8 +165,14 @@ def _validator(name: str, for_request: bool) -> Draft202012Validator:
     if name not in _components():
         raise KeyError(f"no schema named {name!r} in {SPEC_NAME}")
     schema = _Compiler(for_request).root(name)
-    # No check_schema: meta-validating the 1 MB result costs seconds; the self-test covers it.
+    # No check_schema here: meta-validating the 1 MB result costs seconds; the self-test checks
+    # the compiler's output on the training schemas.
     return Draft202012Validator(schema)
+
+
+def compiled_schema(name: str, for_request: bool) -> Schema:
+    """The self-contained JSON Schema built for ``name`` (for inspection and the self-test)."""
+    return _Compiler(for_request).root(name)
 
 
 def _path(parts: Any) -> str:

@@ -72,10 +72,10 @@ class BlobStore:
         return (self._dir / blob_id).read_bytes() if self._dir else self._data[blob_id]
 
     def sign(self, base_url: str, blob_id: str) -> tuple[str, datetime]:
-        expires = int(time.time() + self.url_ttl)
-        payload = f"{blob_id}.{expires}".encode()
+        expires_ms = int((time.time() + self.url_ttl) * 1000)
+        payload = f"{blob_id}.{expires_ms}".encode()
         signature = _b64(hmac.new(self._key, payload, hashlib.sha256).digest())
-        return f"{base_url}{CONTENT_PATH}{_b64(payload)}~{signature}", datetime.fromtimestamp(expires, UTC)
+        return f"{base_url}{CONTENT_PATH}{_b64(payload)}~{signature}", datetime.fromtimestamp(expires_ms / 1000, UTC)
 
     def verify(self, token: str) -> StoredBlob:
         """The blob a content token grants, or ``BlobUrlError`` (403 forged, 410 expired, 404 gone)."""
@@ -87,8 +87,8 @@ class BlobStore:
         expected = _b64(hmac.new(self._key, payload, hashlib.sha256).digest())
         if not hmac.compare_digest(expected, signature):
             raise BlobUrlError(403, "The blob URL signature is invalid.")
-        blob_id, _, expires = payload.decode().rpartition(".")
-        if time.time() > int(expires):
+        blob_id, _, expires_ms = payload.decode().rpartition(".")
+        if time.time() * 1000 > int(expires_ms):
             raise BlobUrlError(410, "The blob URL has expired: refresh the blob or re-read the workflow.")
         blob = self._blobs.get(blob_id)
         if blob is None or not blob.available:

@@ -17,6 +17,7 @@ from aiohttp import web
 from bot.civitai.simulator.state import RunFaults
 
 if TYPE_CHECKING:
+    from bot.civitai.simulator.blobs import BlobStore
     from bot.civitai.simulator.state import WorkflowRecord
 
 # Route names usable in ``route=``: submit, list, get, update, delete, upload_blob, refresh_blob,
@@ -44,7 +45,8 @@ class CallbackFaults:
 
 
 class Faults:
-    def __init__(self) -> None:
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
         self._http: list[HttpFault] = []
         self.callbacks = CallbackFaults()
         self._next_run = RunFaults()
@@ -78,6 +80,10 @@ class Faults:
         if fault.status is None:
             return await handler(request)
         return injected_error(fault.status, fault.retry_after)
+
+    def blob_url_ttl(self, seconds: float) -> None:
+        """Signed blob URLs minted from now on expire after ``seconds`` (real time)."""
+        self._blobs.url_ttl = seconds
 
     # --- callbacks ------------------------------------------------------------------------------
     def duplicate_callbacks(self, n: int = 1) -> None:

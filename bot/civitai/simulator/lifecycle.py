@@ -89,7 +89,7 @@ class Run:
             sim.finish(rec, "expired", "expired")
             return
         rec.preceding_jobs, rec.progress = 0, 0.0
-        rec.eta_complete = sim.clock.wall_time_in(training)
+        rec.eta_start, rec.eta_complete = sim.clock.wall_time_in(0), sim.clock.wall_time_in(training)
         sim.set_status(rec, "processing")
         await self._train(thumbs)
         sim.finish(rec, "succeeded")

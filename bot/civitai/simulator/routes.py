@@ -51,8 +51,9 @@ def _sim(request: web.Request) -> Simulator:
 
 
 def _token(request: web.Request) -> str:
-    token: str = request["token"]
-    return token
+    """The bearer token (already checked by ``auth_middleware``)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _base(request: web.Request) -> str:
@@ -78,10 +79,8 @@ def _bool_query(request: web.Request, name: str) -> bool:
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     if request.match_info.route.name in PUBLIC_ROUTES:
         return await handler(request)
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or _sim(request).account(token.strip()) is None:
+    if _sim(request).account(_token(request)) is None:
         return problem(401, "Unauthorized", "A valid bearer token is required.")
-    request["token"] = token.strip()
     return await handler(request)
 
 

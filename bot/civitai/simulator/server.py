@@ -60,7 +60,7 @@ class Simulator:
         self.queue_jobs = queue_jobs
         self.public_url = public_url.rstrip("/") if public_url else None
         self.blobs = BlobStore(blob_url_ttl, blob_dir)
-        self.faults = Faults()
+        self.faults = Faults(self.blobs)
         self.callbacks = CallbackDispatcher(lambda: self.faults.callbacks, callback_backoff, callback_timeout,
                                             callback_attempts)
         self.host_routes: dict[str, str] = {}
@@ -226,11 +226,8 @@ class Simulator:
         """Serve on ``host:port`` (0: an ephemeral port) and return the base URL."""
         self._runner = web.AppRunner(self.app)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        await web.TCPSite(self._runner, host, port).start()
+        bound = self._runner.addresses[0][1]
         self.base_url = f"http://{host}:{bound}"
         return self.base_url
 
