@@ -270,6 +270,13 @@ class JobRepository:
         )
         return changed > 0
 
+    async def set_hook_secret_hash(self, job_id: str, secret_hash: str) -> bool:
+        """Store the hash of the job's callback secret (set just before the submit)."""
+        changed = await self.db.run(
+            "UPDATE jobs SET hook_secret_hash = ?, updated_at = ? WHERE id = ?", (secret_hash, self.db.now(), job_id)
+        )
+        return changed > 0
+
     async def set_card(self, job_id: str, channel_id: int, message_id: int) -> bool:
         changed = await self.db.run(
             "UPDATE jobs SET card_channel_id = ?, card_message_id = ?, updated_at = ? WHERE id = ?",

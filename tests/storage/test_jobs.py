@@ -145,6 +145,13 @@ async def test_card_and_thread(store: Store) -> None:
     )
 
 
+async def test_hook_secret_hash_is_set_before_submit(store: Store) -> None:
+    job = await store.jobs.create(new_job())
+    assert await store.jobs.set_hook_secret_hash(job.id, "ab" * 32)
+    assert (await store.jobs.get(job.id)).hook_secret_hash == "ab" * 32  # type: ignore[union-attr]
+    assert not await store.jobs.set_hook_secret_hash("missing", "x")
+
+
 async def test_listings_filter_and_page_newest_first(store: Store, clock: FakeClock) -> None:
     ids = []
     for n in range(5):
