@@ -7,7 +7,7 @@ Each server runs alone in a child process on 127.0.0.1 (port 0); this process is
 generator, a pool of concurrent aiohttp clients. Ours does the real work per callback: look up
 the job's secret hash (the server keeps known hashes 60 s), compare in constant time, parse the
 JSON, record the delivery before answering, schedule the tracker. Sinks: ``store`` is
-production (the real Store on a temporary file: one autocommitted INSERT per callback);
+production (the real Store on a temporary file: delivery records group-committed);
 ``batched`` shows what a batch insert in storage would give (group commit, DeliveryBatcher);
 ``memory`` measures the server alone. Both servers log each request at INFO to a file, as in
 production. Prints requests/s for both and the ratio (target: at least 0.5).
@@ -50,7 +50,7 @@ from storage import Store  # noqa: E402
 from storage.models import NewJob, Payer, TokenSource, Variant  # noqa: E402
 
 SINKS = {
-    "store": "the real store: job read (kept 60 s by the server) + one committed INSERT",
+    "store": "the real store: job read (kept 60 s by the server) + group-committed delivery records",
     "batched": "SQLite job read (kept 60 s) + group-committed INSERT",
     "memory": "in-memory sink",
 }
@@ -65,7 +65,7 @@ CREATE TABLE deliveries (
 
 
 class StoreSink:
-    """Production: the real store (``StoreHookJobs``): jobs.get, then deliveries.record, autocommitted."""
+    """Production: the real store (``StoreHookJobs``): jobs.get, then delivery records, group-committed."""
 
     def __init__(self, store: Store, job_ids: list[str]) -> None:
         self.store = store

@@ -3,6 +3,7 @@ handled events, epochs posted to the thread, and processed callback deliveries."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from storage.db import Database, from_db_time, to_db_time
@@ -72,6 +73,16 @@ class DeliveryRepository:
             (job_id, now, body_digest, outcome),
         )
         return Delivery(delivery_id, job_id, from_db_time(now), body_digest, outcome)
+
+    async def record_many(self, deliveries: Sequence[tuple[str, str, str]]) -> None:
+        """Record ``(job_id, body_digest, outcome)`` rows in one transaction (group commit)."""
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            for job_id, body_digest, outcome in deliveries:
+                await session.run(
+                    "INSERT INTO callback_deliveries (job_id, received_at, body_digest, outcome) VALUES (?, ?, ?, ?)",
+                    (job_id, now, body_digest, outcome),
+                )
 
     async def for_job(self, job_id: str, limit: int = 50) -> list[Delivery]:
         """The job's most recent deliveries, newest first."""

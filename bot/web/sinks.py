@@ -8,10 +8,12 @@ records) and a ``CallbackTarget`` (the tracker; ``LoggingCallbackTarget`` until 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.web.batching import Delivery, DeliveryBatcher
 from bot.web.protocols import CallbackTarget, DeliveryOutcome, HookJobs
 from bot.web.signing import DIGEST_PATTERN
 from storage import Store
@@ -40,13 +42,21 @@ class StoreHookJobs:
     """The store's job records and callback journal, as the hook route needs them."""
 
     store: Store
+    # Concurrent callbacks share one commit: the disk's sync rate is otherwise the ceiling.
+    batcher: DeliveryBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.batcher = DeliveryBatcher(self._write)
+
+    async def _write(self, deliveries: Sequence[Delivery]) -> None:
+        await self.store.deliveries.record_many([(d.job_id, d.body_digest, str(d.outcome)) for d in deliveries])
 
     async def hook_secret_hash(self, job_id: str) -> str | None:
         job = await self.store.jobs.get(job_id)
         return job.hook_secret_hash if job is not None else None
 
     async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
-        await self.store.deliveries.record(job_id, body_digest, str(outcome))
+        await self.batcher.record_delivery(job_id, body_digest, outcome)
 
 
 async def job_counts_by_status(store: Store) -> dict[tuple[str, ...], float]:
