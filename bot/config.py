@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # Tests serve datasets from 127.0.0.1; production must never fetch loopback URLs.
     dataset_allow_loopback: bool = False
     dataset_retention_days: int = 30
+    # How long a signed dataset URL stays valid: the orchestrator may fetch it after a queue wait.
+    dataset_url_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 
     # Behaviour
     command_cooldown_seconds: float = 10.0
