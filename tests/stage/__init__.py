@@ -6,12 +6,14 @@ See README.md beside this file for how it works and how to write an end-to-end t
 from tests.stage.driver import InteractionHandle, StageMember
 from tests.stage.interactions import Attachment, Modal, StageError
 from tests.stage.model import Channel, Message, StoredFile
-from tests.stage.server import Stage, StageTimeout
+from tests.stage.server import FailedInteraction, Stage, StageTimeout
+from tests.stage.violations import Violation
 from tests.stage.world import GuildSpec, MemberSpec, StageConfig
 
 __all__ = [
     "Attachment",
     "Channel",
+    "FailedInteraction",
     "GuildSpec",
     "InteractionHandle",
     "MemberSpec",
@@ -23,4 +25,5 @@ __all__ = [
     "StageMember",
     "StageTimeout",
     "StoredFile",
+    "Violation",
 ]
