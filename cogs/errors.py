@@ -18,9 +18,13 @@ from cogs.replies import error_embed, reply
 log = logging.getLogger(__name__)
 
 
+# discord.py names permissions after the API; members see the names of Discord's interface.
+PERMISSION_NAMES = {"manage_guild": "Manage Server", "manage_messages": "Manage Messages"}
+
+
 def describe_check_failure(error: app_commands.AppCommandError) -> str | None:
     if isinstance(error, app_commands.MissingPermissions):
-        perms = ", ".join(p.replace("_", " ").title() for p in error.missing_permissions)
+        perms = ", ".join(PERMISSION_NAMES.get(p, p.replace("_", " ").title()) for p in error.missing_permissions)
         return f"You need the **{perms}** permission in this server to use this command."
     if isinstance(error, app_commands.NoPrivateMessage):
         return "This command only works inside a server, not in DMs."

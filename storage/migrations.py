@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
 import aiosqlite
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """A migration failed; the database is still at the previous version."""
 
 
 @dataclass(frozen=True)
@@ -41,20 +46,29 @@ async def current_version(db: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-async def apply_migrations(db: aiosqlite.Connection) -> list[int]:
-    """Apply every migration newer than the database; return the versions applied."""
+async def apply_migrations(db: aiosqlite.Connection, migrations: Sequence[Migration] | None = None) -> list[int]:
+    """Apply every migration newer than the database; return the versions applied.
+
+    ``migrations`` defaults to the packaged ones (tests pass their own).
+    """
     applied = []
     version = await current_version(db)
-    for migration in load_migrations():
+    for migration in load_migrations() if migrations is None else migrations:
         if migration.version <= version:
             continue
         # executescript commits first; wrap in an explicit transaction so a failing
-        # migration leaves the schema as it was.
-        await db.executescript(
-            "BEGIN;\n"
-            + migration.sql
-            + f"\nINSERT INTO schema_version (version, name) VALUES ({migration.version}, '{migration.name}');"
-            + "\nCOMMIT;"
-        )
+        # migration leaves the schema as it was (DDL is transactional in SQLite).
+        try:
+            await db.executescript(
+                "BEGIN;\n"
+                + migration.sql
+                + f"\nINSERT INTO schema_version (version, name) VALUES ({migration.version}, '{migration.name}');"
+                + "\nCOMMIT;"
+            )
+        except Exception as exc:
+            # executescript stops at the failing statement with the transaction still open.
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise MigrationError(f"migration {migration.name} failed and was rolled back: {exc}") from exc
         applied.append(migration.version)
     return applied

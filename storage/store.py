@@ -1,4 +1,4 @@
-"""The store: one aiosqlite connection in WAL mode, migrated at open."""
+"""The store: one aiosqlite connection in WAL mode, migrated at open, with its repositories."""
 
 from __future__ import annotations
 
@@ -6,36 +6,84 @@ from pathlib import Path
 
 import aiosqlite
 
+from storage.audit import AuditRepository
+from storage.db import Clock, Database, utcnow
+from storage.guilds import GuildRepository
+from storage.jobs import JobRepository
+from storage.journal import DeliveryRepository, EpochRepository, EventRepository
+from storage.ledger import LedgerRepository
 from storage.migrations import apply_migrations
+from storage.models import GuildDefaults
+from storage.users import UserRepository
 
 
 class Store:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: Database, defaults: GuildDefaults | None = None) -> None:
         self.db = db
+        self.guilds = GuildRepository(db, defaults or GuildDefaults())
+        self.users = UserRepository(db)
+        self.jobs = JobRepository(db)
+        self.events = EventRepository(db)
+        self.epochs = EpochRepository(db)
+        self.deliveries = DeliveryRepository(db)
+        self.audit = AuditRepository(db)
+        self.ledger = LedgerRepository(db)
 
     @classmethod
-    async def open(cls, path: Path | str) -> Store:
+    async def open(
+        cls, path: Path | str, *, defaults: GuildDefaults | None = None, clock: Clock = utcnow
+    ) -> Store:
+        """Connect, apply pending migrations and return the store.
+
+        ``defaults`` are the global guild defaults (``bot.services`` builds them from the
+        settings); ``clock`` lets tests control time.
+        """
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path)
-        db.row_factory = aiosqlite.Row
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA foreign_keys=ON")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await apply_migrations(db)
-        return cls(db)
+        # Autocommit: every statement commits by itself unless inside Database.transaction().
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            conn.row_factory = aiosqlite.Row
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await apply_migrations(conn)
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(Database(conn, clock), defaults)
 
     async def close(self) -> None:
         await self.db.close()
 
     async def get_meta(self, key: str) -> str | None:
-        async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
-            row = await cursor.fetchone()
+        row = await self.db.one("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row[0]) if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
-        await self.db.execute(
+        await self.db.run(
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
-        await self.db.commit()
+
+    async def forget_user(self, user_id: int) -> dict[str, int]:
+        """Delete everything that belongs to or names a member; returns rows removed per table.
+
+        Their jobs go with the events, epochs and deliveries that hang off them (ON DELETE
+        CASCADE). Blocks the member placed on others stay in force, without their name. Cancel
+        the member's running jobs first: a job deleted here is no longer followed.
+        """
+        removed: dict[str, int] = {}
+        async with self.db.transaction() as session:
+            removed["jobs"] = await session.run("DELETE FROM jobs WHERE user_id = ?", (user_id,))
+            removed["spend_ledger"] = await session.run("DELETE FROM spend_ledger WHERE user_id = ?", (user_id,))
+            removed["user_settings"] = await session.run("DELETE FROM user_settings WHERE user_id = ?", (user_id,))
+            removed["guild_blocks"] = await session.run("DELETE FROM guild_blocks WHERE user_id = ?", (user_id,))
+            await session.run("UPDATE guild_blocks SET blocked_by = NULL WHERE blocked_by = ?", (user_id,))
+            # Details are free-form JSON: any value equal to the id (as number or text) names them.
+            removed["audit_log"] = await session.run(
+                "DELETE FROM audit_log WHERE actor_id = ?1 OR subject_id = ?1 OR EXISTS ("
+                " SELECT 1 FROM json_tree(audit_log.details) WHERE atom = ?1 OR atom = ?2)",
+                (user_id, str(user_id)),
+            )
+        return removed

@@ -6,9 +6,10 @@ import io
 import math
 import zlib
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from bot.dataset.images import THUMBNAIL_SIDE
+from bot.render.fonts import Font, font
 
 MAX_TILES = 48
 COLUMNS = 8
@@ -33,8 +34,8 @@ def render_contact_sheet(tiles: list[tuple[str, Image.Image]], total: int) -> by
     height = HEADER_HEIGHT + rows * CELL_HEIGHT + MARGIN
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    label_font = ImageFont.load_default(size=13)
-    draw.text((MARGIN, 8), f"{total} image{'s' if total != 1 else ''}", fill=TEXT, font=ImageFont.load_default(18))
+    label_font = font(13)
+    draw.text((MARGIN, 8), f"{total} image{'s' if total != 1 else ''}", fill=TEXT, font=font(18))
     for index, (name, thumb) in enumerate(shown):
         x, y = _cell_origin(index)
         sheet.paste(thumb, (x + (CELL_WIDTH - thumb.width) // 2, y + (THUMBNAIL_SIDE - thumb.height) // 2))
@@ -44,9 +45,12 @@ def render_contact_sheet(tiles: list[tuple[str, Image.Image]], total: int) -> by
     if hidden > 0:
         x, y = _cell_origin(len(shown))
         more = f"+{hidden} more"
-        font = ImageFont.load_default(size=20)
+        more_font = font(20)
         draw.text(
-            (x + (CELL_WIDTH - font.getlength(more)) / 2, y + THUMBNAIL_SIDE / 2 - 10), more, fill=MUTED, font=font
+            (x + (CELL_WIDTH - more_font.getlength(more)) / 2, y + THUMBNAIL_SIDE / 2 - 10),
+            more,
+            fill=MUTED,
+            font=more_font,
         )
     out = io.BytesIO()
     # Run-length deflate: half the time of the default strategy for photo thumbnails, about
@@ -60,12 +64,12 @@ def _cell_origin(index: int) -> tuple[int, int]:
     return MARGIN + column * CELL_WIDTH, HEADER_HEIGHT + row * CELL_HEIGHT
 
 
-def _fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> str:
+def _fit(text: str, label_font: Font, width: int) -> str:
     """Shorten ``text`` with a middle ellipsis so the extension stays visible."""
-    if font.getlength(text) <= width:
+    if label_font.getlength(text) <= width:
         return text
     keep_end = text[-8:]
     start = text[:-8]
-    while start and font.getlength(start + "…" + keep_end) > width:
+    while start and label_font.getlength(start + "…" + keep_end) > width:
         start = start[:-1]
     return start + "…" + keep_end

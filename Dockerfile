@@ -1,0 +1,36 @@
+# LoRA Trainer Bot: one process (Discord gateway + embedded web server on 8080).
+#   docker build -t lora-trainer-bot .
+#   docker run -d --env-file .env -v lora-data:/data -p 8080:8080 lora-trainer-bot
+# Put a TLS reverse proxy in front of 8080 and set PUBLIC_URL to its https address (no port).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+# Only what the package needs (see .dockerignore), installed like the README does.
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY cogs ./cogs
+COPY storage ./storage
+RUN pip install . \
+    && rm -rf build ./*.egg-info \
+    && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin bot \
+    && mkdir -p /data \
+    && chown bot:bot /data
+
+# The database, the generated secret.key and cached datasets live in /data: keep it on a volume.
+ENV DATA_DIR=/data \
+    HTTP_HOST=0.0.0.0 \
+    HTTP_PORT=8080
+VOLUME ["/data"]
+EXPOSE 8080
+USER bot
+
+# The slim image has no curl: ask /healthz with the standard library.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; url = 'http://127.0.0.1:%s/healthz' % os.environ.get('HTTP_PORT', '8080'); sys.exit(0 if urllib.request.urlopen(url, timeout=4).status == 200 else 1)"]
+
+CMD ["python", "-m", "bot"]

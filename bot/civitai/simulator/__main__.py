@@ -1,0 +1,47 @@
+"""Run the simulator standalone: ``python -m bot.civitai.simulator --port 8765 --speed 100``.
+
+Any bearer token is accepted with a default balance unless ``--token`` accounts are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from bot.civitai.simulator.server import Simulator
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bot.civitai.simulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    parser.add_argument("--balance", type=int, default=100_000, help="Buzz of each account")
+    parser.add_argument("--token", action="append", default=[],
+                        help="accept only these bearer tokens (repeatable); default: accept any")
+    return parser.parse_args(argv)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    sim = Simulator(speed=args.speed, accept_any_token=not args.token, default_balance=args.balance)
+    for token in args.token:
+        sim.add_account(token, args.balance)
+    base_url = await sim.start(args.host, args.port)
+    print(f"Civitai orchestrator simulator on {base_url} (speed ×{args.speed:g}); Ctrl+C stops it.", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sim.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(_parse(argv)))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Fault injection, called in-process by tests: HTTP errors and delays, callback misbehaviour, and
+runs that go wrong (moderation, failure at an epoch, expiry).
+
+Run faults given without ``workflow_id`` apply to the next workflow submitted; with one, to that
+workflow from its next stage on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.civitai.simulator.state import RunFaults
+
+if TYPE_CHECKING:
+    from bot.civitai.simulator.blobs import BlobStore
+    from bot.civitai.simulator.state import WorkflowRecord
+
+# Route names usable in ``route=``: submit, list, get, update, delete, upload_blob, refresh_blob,
+# get_blob, blob_content.
+MODERATION_FAULTS = ("rejected", "underReview")
+
+
+@dataclass
+class HttpFault:
+    remaining: int
+    status: int | None
+    delay: float
+    route: str | None
+    retry_after: int | None
+
+    def matches(self, route: str | None) -> bool:
+        return self.remaining > 0 and (self.route is None or self.route == route)
+
+
+@dataclass
+class CallbackFaults:
+    duplicate: int = 0  # the next N events are delivered twice
+    reorder: int = 0  # the next N events swap places with the event after them
+    replays: list[int] = field(default_factory=list)  # re-send the next event after K later events
+
+
+class Faults:
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
+        self._http: list[HttpFault] = []
+        self.callbacks = CallbackFaults()
+        self._next_run = RunFaults()
+        self._workflows: dict[str, WorkflowRecord] = {}
+
+    # --- HTTP -----------------------------------------------------------------------------------
+    def fail_next(self, n: int = 1, status: int = 503, *, route: str | None = None,
+                  retry_after: int | None = None) -> None:
+        """The next ``n`` calls (to ``route`` when given) answer ``status`` (429, 500, 502, 503...)."""
+        self._http.append(HttpFault(n, status, 0.0, route, retry_after))
+
+    def slow_next(self, n: int = 1, delay: float = 1.0, *, route: str | None = None) -> None:
+        """The next ``n`` calls wait ``delay`` real seconds before being handled."""
+        self._http.append(HttpFault(n, None, delay, route, None))
+
+    def clear(self) -> None:
+        self._http.clear()
+        self.callbacks = CallbackFaults()
+        self._next_run = RunFaults()
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        route = request.match_info.route.name
+        fault = next((f for f in self._http if f.matches(route)), None)
+        if fault is None:
+            return await handler(request)
+        fault.remaining -= 1
+        self._http = [f for f in self._http if f.remaining > 0]
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status is None:
+            return await handler(request)
+        return injected_error(fault.status, fault.retry_after)
+
+    def blob_url_ttl(self, seconds: float) -> None:
+        """Signed blob URLs minted from now on expire after ``seconds`` (real time)."""
+        self._blobs.url_ttl = seconds
+
+    # --- callbacks ------------------------------------------------------------------------------
+    def duplicate_callbacks(self, n: int = 1) -> None:
+        self.callbacks.duplicate += n
+
+    def reorder_callbacks(self, n: int = 1) -> None:
+        """Deliver each of the next ``n`` events after the one that follows it."""
+        self.callbacks.reorder += n
+
+    def replay_callback(self, after: int = 2) -> None:
+        """Deliver the next event again, later: after ``after`` further events."""
+        self.callbacks.replays.append(after)
+
+    # --- runs -----------------------------------------------------------------------------------
+    def _target(self, workflow_id: str | None) -> RunFaults:
+        if workflow_id is None:
+            return self._next_run
+        return self._workflows[workflow_id].faults
+
+    def moderation(self, status: str, workflow_id: str | None = None) -> None:
+        """``rejected``: the step fails in preparation; ``underReview``: held until ``Simulator.review``."""
+        if status not in MODERATION_FAULTS:
+            raise ValueError(f"moderation fault must be one of {MODERATION_FAULTS}")
+        self._target(workflow_id).moderation = status
+
+    def fail_at_epoch(self, epoch: int, workflow_id: str | None = None, reason: str = "timeout") -> None:
+        """The run fails while training ``epoch`` (earlier epochs stay available)."""
+        target = self._target(workflow_id)
+        target.fail_at_epoch, target.fail_reason = epoch, reason
+
+    def expire(self, workflow_id: str | None = None) -> None:
+        """No worker picks the job up in time: the workflow ends ``expired`` while scheduled."""
+        self._target(workflow_id).expire = True
+
+    def attach(self, rec: WorkflowRecord) -> None:
+        """Hand pending next-run faults to a newly created workflow."""
+        assert rec.id is not None
+        rec.faults, self._next_run = self._next_run, RunFaults()
+        self._workflows[rec.id] = rec
+
+
+def injected_error(status: int, retry_after: int | None = None) -> web.Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    if status in (502, 504):  # what a gateway in front of the service sends: not problem+json
+        return web.Response(status=status, text=f"{status} gateway error", headers=headers)
+    body = {"type": "https://tools.ietf.org/html/rfc9110", "title": "Injected fault", "status": status,
+            "detail": "The simulator was told to fail this call."}
+    return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json",
+                        headers=headers)

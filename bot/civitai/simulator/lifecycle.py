@@ -1,0 +1,189 @@
+"""A workflow's life in simulated time: unassigned → preparing (dataset fetch, moderation) →
+scheduled → processing (epochs become available one by one) → succeeded, or a failure, expiry or
+cancel on the way. Terminal statuses never change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from bot.civitai.simulator.artifacts import SAMPLE_SIZE, build_safetensors, render_sample
+from bot.civitai.simulator.callbacks import progress_event
+from bot.civitai.simulator.dataset import THUMBNAILS, DatasetError, fetch_zip, route_url, thumbnail
+from bot.civitai.simulator.state import WorkflowRecord
+
+if TYPE_CHECKING:
+    from bot.civitai.simulator.server import Simulator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Timings:
+    """Simulated seconds each stage takes (divided by ``speed`` in real time)."""
+
+    unassigned: float = 2.0  # before a worker pool takes the workflow
+    preparing: float = 10.0  # dataset download and moderation
+    scheduled: float = 30.0  # waiting for a GPU, the queue shrinking
+    per_step: float = 1.5  # one training step
+    per_sample: float = 4.0  # one sample image at each epoch
+
+    def training(self, steps: int, epochs: int, prompts: int) -> float:
+        return steps * self.per_step + epochs * prompts * self.per_sample
+
+
+class Run:
+    """Drives one workflow; ``idle`` tells ``Simulator.settle`` it is only waiting for time."""
+
+    def __init__(self, sim: Simulator, rec: WorkflowRecord) -> None:
+        self.sim, self.rec = sim, rec
+        self.started = sim.clock.now()
+        self._wake_at: float | None = None
+        self._held = False
+
+    @property
+    def idle(self) -> bool:
+        """Waiting for simulated time that has not come yet, or for a human review.
+
+        Derived from the clock rather than flagged on wake-up, so ``advance`` followed by
+        ``settle`` never mistakes a run that is about to resume for an idle one."""
+        return self._held or (self._wake_at is not None and self._wake_at > self.sim.clock.now())
+
+    async def _at(self, instant: float) -> None:
+        self._wake_at = instant
+        try:
+            await self.sim.clock.sleep_until(instant)
+        finally:
+            self._wake_at = None
+
+    async def __call__(self) -> None:
+        try:
+            await self._run()
+        except DatasetError as exc:
+            self.sim.finish(self.rec, "failed", str(exc))
+        except Exception:  # a simulator bug must end the run visibly, not leave it hanging
+            log.exception("simulated run %s crashed", self.rec.id)
+            self.sim.finish(self.rec, "failed", "internal_error")
+
+    async def _run(self) -> None:
+        sim, rec, timings = self.sim, self.rec, self.sim.timings
+        plan = rec.plan
+        training = timings.training(plan.steps, plan.epochs, len(plan.prompts))
+        await self._at(self.started + timings.unassigned)
+        rec.preceding_jobs = sim.queue_jobs
+        rec.eta_start = sim.clock.wall_time_in(timings.preparing + timings.scheduled)
+        rec.eta_complete = sim.clock.wall_time_in(timings.preparing + timings.scheduled + training)
+        sim.set_status(rec, "preparing")
+        thumbs = await self._load_dataset()
+        if not await self._moderate():
+            return
+        await self._at(sim.clock.now() + timings.preparing)
+        sim.set_status(rec, "scheduled")
+        await self._queue(timings.scheduled)
+        if rec.faults.expire:
+            sim.finish(rec, "expired", "expired")
+            return
+        rec.preceding_jobs, rec.progress = 0, 0.0
+        rec.eta_start, rec.eta_complete = sim.clock.wall_time_in(0), sim.clock.wall_time_in(training)
+        sim.set_status(rec, "processing")
+        await self._train(thumbs)
+        sim.finish(rec, "succeeded")
+
+    async def _queue(self, duration: float) -> None:
+        """The queue ahead shrinks while scheduled (visible in ``queuePosition``, no events)."""
+        slices = (self.rec.preceding_jobs or 0) + 1
+        start = self.sim.clock.now()
+        for i in range(1, slices + 1):
+            await self._at(start + duration * i / slices)
+            self.rec.preceding_jobs = max(0, slices - 1 - i)
+            self.rec.touch()
+
+    async def _load_dataset(self) -> list[Image.Image]:
+        sim, plan = self.sim, self.rec.plan
+        data = plan.input["trainingData"]
+        if data["type"] == "zip":
+            sim.dataset_fetches.append(data["sourceUrl"])
+            url = route_url(data["sourceUrl"], sim.host_routes)
+            return await fetch_zip(sim.http_session(), url, data["count"])
+        images = [thumbnail(sim.blobs.read(blob_id)) for blob_id in plan.blob_ids[:THUMBNAILS]]
+        return [image for image in images if image is not None]
+
+    async def _moderate(self) -> bool:
+        rec = self.rec
+        if rec.faults.moderation == "underReview":
+            rec.moderation = "underReview"
+            rec.review = asyncio.get_running_loop().create_future()
+            rec.touch()
+            self._held = True
+            try:
+                approved = await rec.review
+            finally:
+                self._held = False
+            rec.faults.moderation = None if approved else "rejected"
+        if rec.faults.moderation == "rejected":
+            rec.moderation = "rejected"
+            self.sim.finish(rec, "failed", "blocked")
+            return False
+        rec.moderation = "approved"
+        rec.touch()
+        return True
+
+    async def _train(self, thumbs: list[Image.Image]) -> None:
+        sim, rec, timings = self.sim, self.rec, self.sim.timings
+        plan = rec.plan
+        start, samples_time = sim.clock.now(), len(plan.prompts) * timings.per_sample
+        done = 0
+        for epoch in rec.epochs:
+            k = epoch.number
+            end = round(k * plan.steps / plan.epochs)
+            middle = (done + end) / 2
+            await self._at(start + middle * timings.per_step + (k - 1) * samples_time)
+            self._progress(middle)
+            if rec.faults.fail_at_epoch == k:
+                sim.finish(rec, "failed", rec.faults.fail_reason)
+                return
+            await self._at(start + end * timings.per_step + k * samples_time)
+            await self._produce(epoch.number, thumbs)
+            epoch.available = True
+            rec.eta_complete = sim.clock.wall_time_in(
+                timings.training(plan.steps - end, plan.epochs - k, len(plan.prompts)))
+            self._progress(end)
+            done = end
+
+    def _progress(self, steps_done: float) -> None:
+        self.rec.progress = round(steps_done / self.rec.plan.steps, 4)
+        self.rec.touch()
+        self.sim.callbacks.emit(self.rec, [progress_event(self.rec)])
+
+    async def _produce(self, number: int, thumbs: list[Image.Image]) -> None:
+        """Render the epoch's samples and model file off the event loop, then store them."""
+        sim, rec = self.sim, self.rec
+        plan, epoch = rec.plan, rec.epochs[number - 1]
+        seed = f"{rec.id}:{number}"
+        name = plan.input.get("triggerWord") or f"lora_{rec.id}"
+        metadata = {
+            "ss_output_name": name, "ss_epoch": str(number), "ss_total_epochs": str(plan.epochs),
+            "ss_network_dim": str(plan.input["networkDim"]), "ss_network_alpha": str(plan.input["networkAlpha"]),
+            "ss_base_model_version": f"flux1_{plan.input['modelVariant']}", "workflow_id": str(rec.id),
+            "simulated": "true",
+        }
+        model = await asyncio.to_thread(build_safetensors, metadata, plan.input["networkDim"], seed)
+        samples = [
+            await asyncio.to_thread(render_sample, thumbs[i % len(thumbs)] if thumbs else None, prompt, number,
+                                    plan.epochs, f"{seed}:{i}")
+            for i, prompt in enumerate(plan.prompts)
+        ]
+        model_blob = sim.blobs.get(epoch.model_blob_id)
+        assert model_blob is not None, "model blobs are reserved when the workflow is created"
+        sim.blobs.fill(model_blob, model, "application/octet-stream", f"{name}_epoch_{number:03d}.safetensors")
+        for i, data in enumerate(samples):
+            blob = sim.blobs.reserve(rec.token, "image")
+            sim.blobs.fill(blob, data, "image/jpeg", f"epoch_{number:03d}_sample_{i}.jpeg",
+                           (SAMPLE_SIZE, SAMPLE_SIZE))
+            epoch.sample_blob_ids.append(blob.id)
+            epoch.sample_sizes.append(blob.size or (0, 0))

@@ -1,0 +1,278 @@
+"""HTTP routes of the consumer API the bot uses, answering like the orchestrator
+(JSON camelCase, RFC 7807 problem+json errors, a plain-string 403 for insufficient Buzz)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from PIL import Image
+
+from bot.civitai.simulator.blobs import BlobUrlError, StoredBlob
+from bot.civitai.simulator.state import InsufficientBuzz, WorkflowRecord, blob_json
+from bot.civitai.simulator.validation import validate_template
+
+if TYPE_CHECKING:
+    from bot.civitai.simulator.server import Simulator
+
+SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator")
+PUBLIC_ROUTES = frozenset({"blob_content"})
+MAX_WAIT = 90  # the service times requests out at 100 s
+MAX_UPLOAD = 50 * 1024**2
+UPDATE_KEYS = frozenset({"status", "metadata", "tags", "allowMatureContent", "downloadPriority"})
+
+
+def _problem_text(status: int, title: str, detail: str, errors: dict[str, list[str]] | None = None) -> str:
+    body: dict[str, Any] = {"type": f"https://httpstatuses.io/{status}", "title": title, "status": status,
+                            "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return json.dumps(body)
+
+
+def problem(status: int, title: str, detail: str, errors: dict[str, list[str]] | None = None) -> web.Response:
+    """An RFC 7807 body (``ValidationProblemDetails`` when ``errors`` is given)."""
+    return web.Response(status=status, text=_problem_text(status, title, detail, errors),
+                        content_type="application/problem+json")
+
+
+def validation_problem(errors: dict[str, list[str]]) -> web.Response:
+    return problem(400, "One or more validation errors occurred.", "See errors for the fields to fix.", errors)
+
+
+def _sim(request: web.Request) -> Simulator:
+    return request.app[SIM_KEY]
+
+
+def _token(request: web.Request) -> str:
+    """The bearer token (already checked by ``auth_middleware``)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _base(request: web.Request) -> str:
+    return str(request.url.origin())
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=_problem_text(400, "Bad Request", f"{name} must be an integer."),
+                                 content_type="application/problem+json") from None
+
+
+def _bool_query(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "false").lower() in ("true", "1")
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.match_info.route.name in PUBLIC_ROUTES:
+        return await handler(request)
+    if _sim(request).account(_token(request)) is None:
+        return problem(401, "Unauthorized", "A valid bearer token is required.")
+    return await handler(request)
+
+
+def _json(rec: WorkflowRecord, request: web.Request, status: int = 200) -> web.Response:
+    return web.json_response(_sim(request).render(rec, _base(request)), status=status)
+
+
+def _owned(request: web.Request) -> WorkflowRecord:
+    rec = _sim(request).find(request.match_info["workflow_id"])
+    if rec is None or rec.deleted or rec.token != _token(request):  # another account's: not found either
+        raise web.HTTPNotFound(text=_problem_text(404, "Not Found", "No such workflow."),
+                               content_type="application/problem+json")
+    return rec
+
+
+async def _wait_terminal(rec: WorkflowRecord, seconds: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not rec.terminal and (remaining := deadline - loop.time()) > 0:
+        await rec.wait_change(rec.version, remaining)
+
+
+async def submit(request: web.Request) -> web.Response:
+    sim, token = _sim(request), _token(request)
+    wait, whatif = min(_int_query(request, "wait", 0), MAX_WAIT), _bool_query(request, "whatif")
+    try:
+        body = await request.json()
+    except ValueError:
+        return validation_problem({"$": ["The request body is not valid JSON."]})
+    plan, errors = validate_template(body, lambda blob_id: _blob_of(sim, token, blob_id) is not None)
+    if errors or plan is None:
+        return validation_problem(errors)
+    existing = sim.existing(token, body.get("externalId"))
+    if existing is not None:  # idempotent replay: no new workflow, no new charge
+        return _json(existing, request, 200 if existing.terminal or existing.id is None else 202)
+    try:
+        rec = sim.create(token, body, plan, whatif)
+    except InsufficientBuzz as exc:
+        return web.Response(status=403, text=str(exc), content_type="text/plain")
+    if whatif:
+        return _json(rec, request)
+    if wait > 0:
+        await _wait_terminal(rec, wait)
+    return _json(rec, request, 200 if rec.terminal else 202)
+
+
+async def get_workflow(request: web.Request) -> web.Response:
+    rec = _owned(request)
+    wait = min(_int_query(request, "wait", 0), MAX_WAIT)
+    if wait <= 0:
+        return _json(rec, request)
+    if request.query.get("until", "completion").lower() == "change":
+        changed = await rec.wait_change(rec.version, wait)
+        return _json(rec, request, 200 if changed or rec.terminal else 202)
+    await _wait_terminal(rec, wait)
+    return _json(rec, request, 200 if rec.terminal else 202)
+
+
+async def list_workflows(request: web.Request) -> web.Response:
+    sim, token = _sim(request), _token(request)
+    tags, excluded = set(request.query.getall("tags", [])), set(request.query.getall("excludeTags", []))
+    records = [
+        r for r in sim.records()
+        if r.token == token and not r.deleted and tags <= set(r.tags) and not excluded & set(r.tags)
+        and not (_bool_query(request, "excludeFailed") and r.status in ("failed", "expired", "canceled"))
+    ]
+    if not _bool_query(request, "ascending"):
+        records.reverse()
+    take = max(1, min(_int_query(request, "take", 100), 1000))
+    cursor = request.query.get("cursor")
+    try:
+        start = int(base64.urlsafe_b64decode(cursor)) if cursor else 0
+    except (ValueError, binascii.Error):
+        return problem(400, "Bad Request", "The cursor is not one this service issued.")
+    page = records[start : start + take]
+    more = start + take < len(records)
+    next_cursor = base64.urlsafe_b64encode(str(start + take).encode()).decode() if more else ""
+    return web.json_response({"next": next_cursor, "items": [sim.render(r, _base(request)) for r in page]})
+
+
+async def update_workflow(request: web.Request) -> web.Response:
+    rec = _owned(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        return validation_problem({"$": ["The request body is not valid JSON."]})
+    if not isinstance(body, dict):
+        return validation_problem({"$": ["The request body must be a JSON object."]})
+    errors = {key: [f"'{key}' is not a field of a workflow update."] for key in set(body) - UPDATE_KEYS}
+    if body.get("status") not in (None, "canceled"):
+        errors["status"] = ["The only status a workflow can be set to is 'canceled'."]
+    tags = body.get("tags")
+    if tags is not None and (not isinstance(tags, list) or len(tags) > 10
+                             or not all(isinstance(t, str) and 0 < len(t) <= 200 for t in tags)):
+        errors["tags"] = ["At most 10 tags of at most 200 characters."]
+    if errors:
+        return validation_problem(errors)
+    if body.get("status") == "canceled" and rec.status != "canceled":
+        if rec.terminal:
+            return problem(409, "Conflict", f"The workflow already ended ({rec.status}); re-read it.")
+        _sim(request).cancel(rec)
+    if tags is not None:
+        rec.tags = list(tags)
+    if isinstance(body.get("metadata"), dict):
+        rec.metadata = dict(body["metadata"])
+    rec.touch()
+    return _json(rec, request)
+
+
+async def delete_workflow(request: web.Request) -> web.Response:
+    rec = _owned(request)
+    if not rec.terminal:
+        _sim(request).cancel(rec)
+    rec.deleted = True
+    return web.Response(status=204)
+
+
+def _blob_of(sim: Simulator, token: str, blob_id: str) -> StoredBlob | None:
+    blob = sim.blobs.get(blob_id)
+    return blob if blob is not None and blob.owner == token else None
+
+
+def _blob_response(sim: Simulator, request: web.Request, blob: StoredBlob, status: int = 200) -> web.Response:
+    base = sim.public_url or _base(request)
+    body = blob_json(blob.kind, blob.id, blob.available, lambda bid: sim.blobs.sign(base, bid), blob.size)
+    return web.json_response(body, status=status)
+
+
+async def _read_upload(request: web.Request) -> bytes:
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        async for part in reader:
+            if isinstance(part, aiohttp.BodyPartReader) and (part.filename or part.name in ("file", "blob")):
+                return bytes(await part.read())
+        return b""
+    return await request.read()
+
+
+async def upload_blob(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    data = await _read_upload(request)
+    if not data:
+        return problem(400, "Bad Request", "Send the file as multipart/form-data (a part with a filename).")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            fmt, size = (image.format or "").lower(), image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return problem(415, "Unsupported Media Type", "Only images (JPEG, PNG, WebP) can be uploaded.")
+    content_type = Image.MIME.get(fmt.upper(), "application/octet-stream")
+    blob = sim.blobs.fill(sim.blobs.reserve(_token(request), "image"), data, content_type, f"upload.{fmt}", size)
+    return _blob_response(sim, request, blob, status=201)
+
+
+async def refresh_blob(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    blob = _blob_of(sim, _token(request), request.match_info["blob_id"])
+    if blob is None:
+        return problem(404, "Not Found", "No such blob.")
+    return _blob_response(sim, request, blob)
+
+
+async def get_blob(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    blob = _blob_of(sim, _token(request), request.match_info["blob_id"])
+    if blob is None or not blob.available:
+        return problem(404, "Not Found", "No such blob.")
+    url, _ = sim.blobs.sign(sim.public_url or _base(request), blob.id)
+    raise web.HTTPPermanentRedirect(url)
+
+
+async def blob_content(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    try:
+        blob = sim.blobs.verify(request.match_info["token"])
+    except BlobUrlError as exc:
+        return problem(exc.status, "Blob URL refused", exc.detail)
+    disposition = "attachment" if blob.kind == "model" else "inline"
+    return web.Response(body=sim.blobs.read(blob.id), content_type=blob.content_type,
+                        headers={"Content-Disposition": f'{disposition}; filename="{blob.filename}"'})
+
+
+def build_app(sim: Simulator) -> web.Application:
+    app = web.Application(middlewares=[sim.faults.middleware, auth_middleware], client_max_size=MAX_UPLOAD)
+    app[SIM_KEY] = sim
+    app.router.add_post("/v2/consumer/workflows", submit, name="submit")
+    app.router.add_get("/v2/consumer/workflows", list_workflows, name="list")
+    app.router.add_get("/v2/consumer/workflows/{workflow_id}", get_workflow, name="get")
+    app.router.add_put("/v2/consumer/workflows/{workflow_id}", update_workflow, name="update")
+    app.router.add_delete("/v2/consumer/workflows/{workflow_id}", delete_workflow, name="delete")
+    app.router.add_post("/v2/consumer/blobs", upload_blob, name="upload_blob")
+    app.router.add_get("/v2/consumer/blobs/content/{token}", blob_content, name="blob_content")
+    app.router.add_post("/v2/consumer/blobs/{blob_id}/refresh", refresh_blob, name="refresh_blob")
+    app.router.add_get("/v2/consumer/blobs/{blob_id}", get_blob, name="get_blob")
+    return app

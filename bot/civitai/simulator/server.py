@@ -1,0 +1,249 @@
+"""``Simulator``: the orchestrator's state, accounts and runs, served over HTTP by ``routes``.
+
+In-process use::
+
+    sim = Simulator(speed=20000)
+    sim.add_account("token", buzz=5000)
+    base_url = await sim.start()        # 127.0.0.1, ephemeral port
+    ...
+    await sim.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.civitai.simulator.blobs import BlobStore
+from bot.civitai.simulator.callbacks import CallbackDispatcher, status_events
+from bot.civitai.simulator.clock import SimClock
+from bot.civitai.simulator.faults import Faults
+from bot.civitai.simulator.lifecycle import Run, Timings
+from bot.civitai.simulator.routes import build_app
+from bot.civitai.simulator.state import (
+    Account,
+    Epoch,
+    InsufficientBuzz,
+    WorkflowRecord,
+    new_id,
+    utcnow,
+    workflow_json,
+)
+from bot.civitai.simulator.validation import TrainingPlan
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        timings: Timings | None = None,
+        accept_any_token: bool = False,
+        default_balance: int = 100_000,
+        queue_jobs: int = 2,
+        blob_url_ttl: float = 3600.0,
+        blob_dir: Path | None = None,
+        public_url: str | None = None,
+        callback_backoff: float = 0.5,
+        callback_timeout: float = 10.0,
+        callback_attempts: int = 6,
+    ) -> None:
+        self.clock = SimClock(speed)
+        self.timings = timings or Timings()
+        self.accept_any_token = accept_any_token
+        self.default_balance = default_balance
+        self.queue_jobs = queue_jobs
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.blobs = BlobStore(blob_url_ttl, blob_dir)
+        self.faults = Faults(self.blobs)
+        self.callbacks = CallbackDispatcher(lambda: self.faults.callbacks, callback_backoff, callback_timeout,
+                                            callback_attempts)
+        self.host_routes: dict[str, str] = {}
+        # Inspection for tests: templates exactly as received, whatif bodies, zip URLs fetched.
+        self.workflows: dict[str, dict[str, Any]] = {}
+        self.whatif_requests: list[dict[str, Any]] = []
+        self.dataset_fetches: list[str] = []
+        self.base_url: str | None = None
+        self._accounts: dict[str, Account] = {}
+        self._records: dict[str, WorkflowRecord] = {}
+        self._by_external: dict[tuple[str, str], WorkflowRecord] = {}
+        self._runs: dict[str, tuple[Run, asyncio.Task[None]]] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self.app = build_app(self)
+        self.app.on_cleanup.append(self._on_cleanup)
+
+    # --- time -----------------------------------------------------------------------------------
+    @property
+    def speed(self) -> float:
+        return self.clock.speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        self.clock.speed = value
+
+    async def advance(self, seconds: float, settle: bool = True) -> None:
+        """Move simulated time on by hand (useful with ``speed=0``), then let runs catch up."""
+        self.clock.advance(seconds)
+        if settle:
+            await self.settle()
+
+    async def settle(self, max_wait: float = 10.0, callbacks: bool = True) -> None:
+        """Wait until every run only waits for future simulated time (and callbacks are delivered)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        while any(not run.idle and not task.done() for run, task in self._runs.values()) or (
+            callbacks and not self.callbacks.idle()
+        ):
+            if loop.time() > deadline:
+                raise TimeoutError("the simulator did not settle")
+            await asyncio.sleep(0.005)
+
+    # --- accounts -------------------------------------------------------------------------------
+    def add_account(self, token: str, buzz: int) -> None:
+        self._accounts[token] = Account(1000 + len(self._accounts) + 1, buzz)
+
+    def account(self, token: str | None) -> Account | None:
+        if not token:
+            return None
+        if token not in self._accounts and self.accept_any_token:
+            self.add_account(token, self.default_balance)
+        return self._accounts.get(token)
+
+    def balance(self, token: str) -> int:
+        return self._accounts[token].balance
+
+    def charges(self, token: str) -> list[dict[str, Any]]:
+        """Every debit and credit of the account: ``{type, amount, workflowId, id}``."""
+        return list(self._accounts[token].transactions)
+
+    def _transact(self, rec: WorkflowRecord, kind: str, amount: int) -> None:
+        account = self._accounts[rec.token]
+        account.balance += amount if kind == "credit" else -amount
+        tx_id = new_id("tx-")
+        account.transactions.append({"type": kind, "amount": amount, "workflowId": rec.id, "id": tx_id})
+        rec.transactions.append({"type": kind, "amount": amount, "accountType": "yellow", "id": tx_id})
+
+    # --- workflows ------------------------------------------------------------------------------
+    def route_host(self, host: str, base_url: str) -> None:
+        """Fetch training data for ``host`` from ``base_url`` (a DNS override for loopback tests)."""
+        self.host_routes[host] = base_url
+
+    def record(self, workflow_id: str) -> WorkflowRecord:
+        return self._records[workflow_id]
+
+    def find(self, workflow_id: str) -> WorkflowRecord | None:
+        return self._records.get(workflow_id)
+
+    def records(self) -> list[WorkflowRecord]:
+        return list(self._records.values())
+
+    def workflow(self, workflow_id: str) -> dict[str, Any]:
+        """The workflow's JSON as the API would return it now."""
+        return self.render(self._records[workflow_id], self.base_url or "http://simulator.invalid")
+
+    def render(self, rec: WorkflowRecord, base_url: str) -> dict[str, Any]:
+        base = self.public_url or base_url
+        return workflow_json(rec, lambda blob_id: self.blobs.sign(base, blob_id))
+
+    def existing(self, token: str, external_id: str | None) -> WorkflowRecord | None:
+        return self._by_external.get((token, external_id)) if external_id else None
+
+    def create(self, token: str, body: dict[str, Any], plan: TrainingPlan, whatif: bool) -> WorkflowRecord:
+        """A new workflow (or whatif estimate). Raises ``InsufficientBuzz`` for a real submit."""
+        account = self._accounts[token]
+        ext = body.get("externalId")
+        rec = WorkflowRecord(None if whatif else new_id("wf-"), token, account.number, body, plan, ext,
+                             tags=list(body.get("tags") or []), metadata=dict(body.get("metadata") or {}))
+        if ext:
+            # The published schema: a prior whatif with the same externalId also counts as existing.
+            self._by_external[(token, ext)] = rec
+        if whatif:
+            rec.insufficient_buzz = account.balance < plan.total
+            rec.transactions.append({"type": "debit", "amount": plan.total, "accountType": "yellow"})
+            self.whatif_requests.append(body)
+            return rec
+        if account.balance < plan.total:
+            if ext:
+                self._by_external.pop((token, ext), None)
+            raise InsufficientBuzz(f"Insufficient buzz: this workflow costs {plan.total} Buzz and the account "
+                                   f"has {account.balance}.")
+        assert rec.id is not None
+        for number in range(1, plan.epochs + 1):
+            rec.epochs.append(Epoch(number, self.blobs.reserve(token, "model").id))
+        self._transact(rec, "debit", plan.total)
+        self._records[rec.id] = rec
+        self.workflows[rec.id] = body
+        self.faults.attach(rec)
+        self.callbacks.emit(rec, status_events(rec))
+        run = Run(self, rec)
+        self._runs[rec.id] = (run, asyncio.create_task(run(), name=f"run-{rec.id}"))
+        return rec
+
+    def set_status(self, rec: WorkflowRecord, status: str) -> None:
+        if rec.terminal or rec.status == status:
+            return
+        rec.status = status
+        if status == "processing":
+            rec.started_at = utcnow()
+        rec.touch()
+        self.callbacks.emit(rec, status_events(rec))
+
+    def finish(self, rec: WorkflowRecord, status: str, reason: str | None = None) -> None:
+        """Enter a terminal status; runs that never started are refunded."""
+        if rec.terminal:
+            return
+        rec.completed_at, rec.failure_reason = utcnow(), reason
+        if status != "succeeded" and rec.started_at is None:
+            self._transact(rec, "credit", rec.plan.total)
+        self.set_status(rec, status)
+
+    def cancel(self, rec: WorkflowRecord) -> None:
+        self.finish(rec, "canceled", "canceled")
+        entry = self._runs.get(rec.id or "")
+        if entry and not entry[1].done():
+            entry[1].cancel()
+
+    def review(self, workflow_id: str, approve: bool = True) -> None:
+        """A human decides on a run held ``underReview``."""
+        future = self._records[workflow_id].review
+        if future is None or future.done():
+            raise ValueError("this workflow is not waiting for a review")
+        future.set_result(approve)
+
+    # --- serving --------------------------------------------------------------------------------
+    def http_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0: an ephemeral port) and return the base URL."""
+        self._runner = web.AppRunner(self.app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound = self._runner.addresses[0][1]
+        self.base_url = f"http://{host}:{bound}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()  # runs _on_cleanup
+            self._runner = None
+        else:
+            await self._on_cleanup(self.app)
+
+    async def _on_cleanup(self, _app: web.Application) -> None:
+        for _run, task in self._runs.values():
+            task.cancel()
+        for _run, task in self._runs.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.callbacks.close()
+        if self._session:
+            await self._session.close()

@@ -1,0 +1,79 @@
+"""Whose Civitai account pays for a run, and the token to use for it.
+
+The guild's ``payer`` setting decides: each member's own linked token, the server's token,
+or the operator's ``CIVITAI_TOKEN``. In simulated mode nothing is charged anywhere, and the
+simulator accepts a fixed token, so no one has to link anything to try the bot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from bot.errors import UserFacingError
+from bot.secretbox import SecretBox
+from storage import Store
+from storage.models import Payer, TokenSource
+
+SIMULATED_TOKEN = SecretStr("simulated-mode-token")
+
+
+class MissingToken(UserFacingError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, title="No Civitai account to pay for this")
+
+
+@dataclass(frozen=True)
+class PayingAccount:
+    payer: Payer
+    source: TokenSource
+    token: SecretStr
+    simulated: bool
+
+    def describe(self) -> str:
+        """Who pays, in the words shown on the confirmation and the job card."""
+        if self.simulated:
+            return "nobody: this is a SIMULATED run, no Buzz is spent"
+        return {
+            Payer.USER: "you, with your linked Civitai account",
+            Payer.SERVER: "this server's Civitai account",
+            Payer.OPERATOR: "the bot operator's Civitai account",
+        }[self.payer]
+
+
+async def resolve_payer(
+    store: Store,
+    secretbox: SecretBox,
+    *,
+    guild_id: int,
+    user_id: int,
+    operator_token: SecretStr | None,
+    simulated: bool,
+) -> PayingAccount:
+    settings = await store.guilds.get(guild_id)
+    payer = settings.payer
+    if simulated:
+        return PayingAccount(payer, TokenSource.NONE, SIMULATED_TOKEN, simulated=True)
+    if payer is Payer.USER:
+        ciphertext = await store.users.get_token_ciphertext(user_id)
+        if ciphertext is None:
+            raise MissingToken(
+                "On this server each member pays with their own Civitai account, and you haven't linked yours. "
+                "Run `/account token` and paste an API key from civitai.com → Account settings → API keys."
+            )
+        return PayingAccount(payer, TokenSource.USER, SecretStr(secretbox.decrypt(ciphertext)), simulated=False)
+    if payer is Payer.SERVER:
+        ciphertext = await store.guilds.get_token_ciphertext(guild_id)
+        if ciphertext is None:
+            raise MissingToken(
+                "This server pays for training, but no server Civitai token is set. "
+                "Ask a server admin to run `/admin token set`."
+            )
+        return PayingAccount(payer, TokenSource.SERVER, SecretStr(secretbox.decrypt(ciphertext)), simulated=False)
+    if operator_token is None:
+        raise MissingToken(
+            "The bot operator pays for training here, but they haven't configured a Civitai token (CIVITAI_TOKEN). "
+            "Ask a server admin: they can switch `/admin payer` to `user` or `server`."
+        )
+    return PayingAccount(payer, TokenSource.OPERATOR, operator_token, simulated=False)

@@ -1,0 +1,105 @@
+"""The spend ledger: what each job cost, so budget caps and /admin usage are one query each.
+
+A job's net spend is its ``charge`` (the price at submit) plus its ``settle`` row (final cost
+minus the charge) plus its ``credit`` row (refunds, negative). Settlement and credit rows carry
+the charge's time, so a job's cost stays in the period it was submitted in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from storage.db import Database, Session, to_db_time
+from storage.models import LedgerKind, Payer, UserUsage
+
+_INSERT = (
+    "INSERT OR IGNORE INTO spend_ledger (guild_id, user_id, job_id, payer, amount, kind, at, recorded_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+async def insert_charge(
+    session: Session, *, guild_id: int, user_id: int, job_id: str | None, payer: Payer, amount: float, now: str
+) -> bool:
+    """Record a charge; False when this job was already charged (a retried submit)."""
+    added = await session.run(
+        _INSERT, (guild_id, user_id, job_id, Payer(payer).value, amount, LedgerKind.CHARGE.value, now, now)
+    )
+    return added > 0
+
+
+def _payer_clause(payer: Payer | None) -> tuple[str, tuple[str, ...]]:
+    return ("", ()) if payer is None else (" AND payer = ?", (Payer(payer).value,))
+
+
+class LedgerRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def charge(self, guild_id: int, user_id: int, job_id: str | None, payer: Payer, amount: float) -> bool:
+        """Charge outside a submit (``jobs.mark_submitted`` charges the submit price itself)."""
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            return await insert_charge(
+                session, guild_id=guild_id, user_id=user_id, job_id=job_id, payer=payer, amount=amount, now=now
+            )
+
+    async def settle(self, job_id: str, final_cost: float, credits: float = 0.0) -> bool:
+        """Replace the submit-time price of a job by its final cost and credits.
+
+        Settling again replaces the previous settlement. False when the job does not exist.
+        """
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            job = await session.one("SELECT guild_id, user_id, payer FROM jobs WHERE id = ?", (job_id,))
+            if job is None:
+                return False
+            charged = await session.one(
+                "SELECT COALESCE(SUM(amount), 0), MIN(at) FROM spend_ledger WHERE job_id = ? AND kind = ?",
+                (job_id, LedgerKind.CHARGE.value),
+            )
+            assert charged is not None  # an aggregate always returns one row
+            at = charged[1] or now
+            await session.run(
+                "DELETE FROM spend_ledger WHERE job_id = ? AND kind IN (?, ?)",
+                (job_id, LedgerKind.SETTLE.value, LedgerKind.CREDIT.value),
+            )
+            rows = [(LedgerKind.SETTLE, final_cost - charged[0])]
+            if credits:
+                rows.append((LedgerKind.CREDIT, -abs(credits)))
+            for kind, amount in rows:
+                await session.run(
+                    _INSERT, (job["guild_id"], job["user_id"], job_id, job["payer"], amount, kind.value, at, now)
+                )
+            await session.run("UPDATE jobs SET final_cost = ?, updated_at = ? WHERE id = ?", (final_cost, now, job_id))
+            return True
+
+    async def spent_for_job(self, job_id: str) -> float:
+        row = await self.db.one("SELECT COALESCE(SUM(amount), 0) FROM spend_ledger WHERE job_id = ?", (job_id,))
+        return float(row[0]) if row is not None else 0.0
+
+    async def spent_by_user(self, guild_id: int, user_id: int, since: datetime, *, payer: Payer | None = None) -> float:
+        clause, extra = _payer_clause(payer)
+        row = await self.db.one(
+            "SELECT COALESCE(SUM(amount), 0) FROM spend_ledger WHERE guild_id = ? AND user_id = ? AND at >= ?"
+            + clause,
+            (guild_id, user_id, to_db_time(since), *extra),
+        )
+        return float(row[0]) if row is not None else 0.0
+
+    async def spent_by_guild(self, guild_id: int, since: datetime, *, payer: Payer | None = None) -> float:
+        clause, extra = _payer_clause(payer)
+        row = await self.db.one(
+            "SELECT COALESCE(SUM(amount), 0) FROM spend_ledger WHERE guild_id = ? AND at >= ?" + clause,
+            (guild_id, to_db_time(since), *extra),
+        )
+        return float(row[0]) if row is not None else 0.0
+
+    async def usage_by_user(self, guild_id: int, since: datetime) -> list[UserUsage]:
+        """Net spend and number of charged jobs per member since ``since``, biggest first."""
+        rows = await self.db.all(
+            "SELECT user_id, SUM(amount) AS spent, COUNT(DISTINCT CASE WHEN kind = ? THEN job_id END) AS jobs"
+            " FROM spend_ledger WHERE guild_id = ? AND at >= ? GROUP BY user_id ORDER BY spent DESC, user_id",
+            (LedgerKind.CHARGE.value, guild_id, to_db_time(since)),
+        )
+        return [UserUsage(user_id=row["user_id"], spent=float(row["spent"]), jobs=int(row["jobs"])) for row in rows]

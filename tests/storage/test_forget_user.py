@@ -1,0 +1,64 @@
+"""forget_user: after it, no row in any table mentions the member; everyone else is untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiosqlite
+
+from storage import Store
+from tests.storage.conftest import ADMIN, GUILD, OTHER_USER, USER, new_job
+
+
+async def rows_mentioning(path: Path, user_id: int) -> list[tuple[str, tuple[object, ...]]]:
+    """Every row of every table with a cell equal to the id, or text containing it."""
+    found = []
+    async with aiosqlite.connect(path) as conn:
+        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
+            tables = [row[0] for row in await cursor.fetchall()]
+        for table in tables:
+            async with conn.execute(f'SELECT * FROM "{table}"') as cursor:
+                for row in await cursor.fetchall():
+                    if any(cell == user_id or (isinstance(cell, str) and str(user_id) in cell) for cell in row):
+                        found.append((table, tuple(row)))
+    return found
+
+
+async def populate(store: Store, user_id: int, admin_id: int) -> None:
+    await store.users.set_dm_notify(user_id, False)
+    await store.users.set_token_ciphertext(user_id, "gAAAA-ciphertext")
+    job = await store.jobs.create(new_job(user_id=user_id))
+    await store.jobs.claim_for_submit(job.id)
+    await store.jobs.mark_submitted(job.id, f"wf-{job.id}", 2000)
+    await store.jobs.update_state(job.id, "processing", {"status": "processing"}, 0.5)  # type: ignore[arg-type]
+    await store.events.mark_handled(job.id, "status:processing")
+    await store.epochs.record_posted(job.id, 1, 77)
+    await store.deliveries.record(job.id, "sha256:cc", "refreshed")
+    await store.ledger.settle(job.id, 1900, credits=50)
+    await store.guilds.block(GUILD, user_id, by=admin_id, reason="test")
+    await store.audit.add(GUILD, user_id, "job.submit", {"job": job.id})
+    await store.audit.add(GUILD, admin_id, "member.block", {"reason": "test"}, subject_id=user_id)
+    await store.audit.add(GUILD, admin_id, "job.cancel", {"owner": str(user_id)})
+    await store.audit.add(GUILD, admin_id, "settings.limits", {"nested": {"by_user": [user_id]}})
+
+
+async def test_forget_user_leaves_no_row_naming_them(store: Store, db_path: Path) -> None:
+    await populate(store, USER, ADMIN)
+    await populate(store, OTHER_USER, ADMIN)
+    await store.guilds.block(GUILD, ADMIN, by=USER, reason="the forgotten member blocked an admin")
+    assert await rows_mentioning(db_path, USER)  # the scan does see the member before
+
+    removed = await store.forget_user(USER)
+
+    assert await rows_mentioning(db_path, USER) == []
+    assert removed["jobs"] == 1 and removed["user_settings"] == 1 and removed["audit_log"] == 4
+    # Others keep everything; the block the member placed stays, without their name.
+    assert (await store.users.get(OTHER_USER)).has_token
+    assert len(await store.jobs.list_for_user(OTHER_USER)) == 1
+    assert await store.guilds.is_blocked(GUILD, OTHER_USER)
+    block = await store.guilds.get_block(GUILD, ADMIN)
+    assert block is not None and block.blocked_by is None
+    [other_job] = await store.jobs.list_for_user(OTHER_USER)
+    assert await store.events.is_handled(other_job.id, "status:processing")
+    assert await store.ledger.spent_for_job(other_job.id) == 1850
+    assert len(await store.audit.recent(GUILD)) == 4
