@@ -74,7 +74,7 @@ def option_for_api_path(path: str) -> str:
 def _rename_api_fields(message: str) -> str:
     """Replace API field names the server quotes in a message by the option names."""
     for api_name, option in OPTION_FOR_API_FIELD.items():
-        if "." not in api_name and api_name != option:
+        if "." not in api_name and api_name != option and option != "dataset":
             message = re.sub(rf"\b{api_name}\b", option, message, flags=re.IGNORECASE)
     return message
 
