@@ -1,0 +1,1 @@
+"""Training jobs: policy checks, submission, tracking and the explanations users read."""
