@@ -90,8 +90,12 @@ def error_for_response(
     if status == 401:
         return e.Unauthorized()
     if status == 403:
+        if not submitting:
+            return e.Forbidden()
         # On submit the body is a plain string: not enough Buzz (or a tier that may not run this).
-        return e.InsufficientBuzz(price=price, detail=response.text.strip().strip('"')) if submitting else e.Forbidden()
+        problem = _problem(response)
+        said = (problem.detail or problem.title) if problem else response.text.strip().strip('"')
+        return e.InsufficientBuzz(price=price, detail=said or None)
     if status == 404:
         return e.NotFound()
     if status == 429:
