@@ -212,7 +212,7 @@ class OrchestratorClient:
         except httpx.TransportError:
             raise e.OrchestratorUnreachable() from None
         try:
-            if response.status_code == 403:
+            if response.status_code in (403, 410):  # how storage says a signed URL has expired
                 raise e.DownloadLinkExpired()
             if not response.is_success:
                 await response.aread()
