@@ -297,7 +297,7 @@ Status = Annotated[str | None, _status_field("status", WorkflowStatus.KNOWN)]
 
 class Blob(_Response):
     type: str | None = None
-    id: str
+    id: str = ""  # required by the spec; a blob without one is treated as unavailable
     available: bool = False
     url: str | None = None
     url_expires_at: LenientDatetime = None
@@ -311,14 +311,14 @@ class Blob(_Response):
 class TrainingEpoch(_Response):
     """``TrainingOutputEpochResult``: one saved checkpoint and its sample images."""
 
-    epoch_number: int
+    epoch_number: int = 0
     model: Blob | None = None
     samples: list[Blob] = Field(default_factory=list)
     trace_url: str | None = None
 
     @property
     def available(self) -> bool:
-        return self.model is not None and self.model.available
+        return self.model is not None and self.model.available and bool(self.model.id)
 
     @property
     def air(self) -> str | None:
@@ -495,7 +495,7 @@ class ProblemDetails(_Response):
         # Lenient: a single message instead of a list still counts.
         if isinstance(value, dict):
             return {str(k): v if isinstance(v, list) else [str(v)] for k, v in value.items()}
-        return value if value is None else None
+        return None
 
 
 ValidationProblemDetails = ProblemDetails
