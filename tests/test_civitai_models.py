@@ -132,3 +132,8 @@ def test_problem_details_tolerate_a_single_message_per_field() -> None:
     problem = m.ProblemDetails.model_validate({"status": 400, "errors": {"steps": "too many"}, "traceId": "t"})
     assert problem.errors == {"steps": ["too many"]}
     assert problem.model_extra == {"traceId": "t"}
+
+
+def test_missing_required_fields_degrade_to_unavailable_instead_of_failing() -> None:
+    output = m.TrainingOutput.model_validate({"epochs": [{"model": {"available": True}}, _epoch(1, True)]})
+    assert [e.epoch_number for e in output.available_epochs()] == [1]
