@@ -1,26 +1,43 @@
 """The long-lived objects of one bot process, created once and shared by the cogs.
 
 Nothing here imports discord: the services are the core, and the cogs reach them through
-``TrainerBot.services``.
+``TrainerBot.services``. ``start`` opens them in dependency order and ``close`` shuts them in
+reverse, so a half-started process never leaks a socket or a database handle.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+from pydantic import SecretStr
+
+from bot.civitai.provision import Orchestrator, start_orchestrator
 from bot.clock import Clock
 from bot.config import Settings, ensure_secret_key
+from bot.dataset.store import DatasetStore
+from bot.jobs.policy import Cooldowns
+from bot.jobs.submission import TrainingService
 from bot.logging_setup import register_secret
 from bot.metrics import BotMetrics
 from bot.secretbox import SecretBox
 from bot.web.server import WebServer
+from bot.web.signing import DatasetUrlSigner
 from bot.web.sinks import StoreHookJobs, job_counts_by_status
 from bot.web.wiring import start_web_server
 from storage import Store
 from storage.models import GuildDefaults
 
 log = logging.getLogger(__name__)
+
+
+def derived_key(secret_key: str, purpose: str) -> bytes:
+    """A key for one purpose only, derived from SECRET_KEY."""
+    return hmac.new(secret_key.encode(), f"lora-trainer-bot/{purpose}".encode(), hashlib.sha256).digest()
 
 
 @dataclass
@@ -30,39 +47,83 @@ class Services:
     secretbox: SecretBox  # encrypts Civitai tokens before they reach the store
     # The store stamps rows with this same clock, so budget periods move with it in tests.
     clock: Clock
-    metrics: BotMetrics = field(default_factory=BotMetrics)
+    datasets: DatasetStore
+    metrics: BotMetrics
     # None when the HTTP port was busy and nothing needs the server (see start_web_server).
-    web: WebServer | None = None
+    web: WebServer | None
+    orchestrator: Orchestrator
+    training: TrainingService
+    cooldowns: Cooldowns
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Services:
         clock = clock or Clock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        secret_key = ensure_secret_key(settings)
-        register_secret(secret_key.get_secret_value())
+        secret_key = ensure_secret_key(settings).get_secret_value()
+        register_secret(secret_key)
         if settings.civitai_token is not None:
             register_secret(settings.civitai_token.get_secret_value())
-        defaults = GuildDefaults(cooldown_seconds=settings.command_cooldown_seconds)
-        store = await Store.open(settings.database_path, defaults=defaults, clock=clock.now)
-        services = cls(settings=settings, store=store, secretbox=SecretBox(secret_key), clock=clock)
-        services.metrics.jobs.set_source(lambda: job_counts_by_status(store))
-        try:
-            services.web = await start_web_server(
-                settings, metrics=services.metrics, jobs=StoreHookJobs(store), readiness=services.ready
+        metrics = BotMetrics()
+        datasets = DatasetStore.from_settings(settings)
+        secretbox = SecretBox(SecretStr(secret_key))
+        async with contextlib.AsyncExitStack() as stack:
+            defaults = GuildDefaults(cooldown_seconds=settings.command_cooldown_seconds)
+            store = await Store.open(settings.database_path, defaults=defaults, clock=clock.now)
+            stack.push_async_callback(store.close)
+            metrics.jobs.set_source(lambda: job_counts_by_status(store))
+            web = await start_web_server(
+                settings, metrics=metrics, jobs=StoreHookJobs(store), datasets=datasets, readiness=store_ready(store)
             )
-        except BaseException:
-            await store.close()
-            raise
+            if web is not None:
+                stack.push_async_callback(web.stop)
+            orchestrator = await start_orchestrator(settings, store, web_base_url=web.base_url if web else None)
+            stack.push_async_callback(orchestrator.close)
+            training = TrainingService(
+                settings=settings,
+                store=store,
+                secretbox=secretbox,
+                clock=clock,
+                orchestrator=orchestrator.client,
+                datasets=datasets,
+                signer=DatasetUrlSigner.from_settings(settings),
+                hook_key=derived_key(secret_key, "hook-secrets"),
+                simulated=orchestrator.simulated,
+            )
+            services = cls(
+                settings=settings,
+                store=store,
+                secretbox=secretbox,
+                clock=clock,
+                datasets=datasets,
+                metrics=metrics,
+                web=web,
+                orchestrator=orchestrator,
+                training=training,
+                cooldowns=Cooldowns(clock),
+            )
+            stack.pop_all()  # started: from now on close() owns the shutdown
         return services
 
-    async def ready(self) -> bool:
-        """For /healthz: the database answers."""
-        await self.store.get_meta("healthz")
-        return True
+    @property
+    def simulated(self) -> bool:
+        return self.orchestrator.simulated
 
     async def close(self) -> None:
+        """Stop taking callbacks first, then the orchestrator client, then the database."""
         try:
             if self.web is not None:
                 await self.web.stop()
+            with contextlib.suppress(Exception):
+                await self.orchestrator.close()
         finally:
             await self.store.close()
+
+
+def store_ready(store: Store) -> Callable[[], Awaitable[bool]]:
+    """For /healthz: the database answers."""
+
+    async def ready() -> bool:
+        await store.get_meta("healthz")
+        return True
+
+    return ready

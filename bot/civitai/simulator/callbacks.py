@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.civitai.simulator.dataset import route_url
 from bot.civitai.simulator.faults import CallbackFaults
 from bot.civitai.simulator.state import WorkflowRecord, iso, utcnow
 
@@ -84,8 +85,17 @@ def _details(rec: WorkflowRecord, scope: str) -> dict[str, Any] | None:
 
 
 class CallbackDispatcher:
-    def __init__(self, faults: Callable[[], CallbackFaults], backoff: float, timeout: float, attempts: int) -> None:
+    def __init__(
+        self,
+        faults: Callable[[], CallbackFaults],
+        backoff: float,
+        timeout: float,
+        attempts: int,
+        host_routes: dict[str, str] | None = None,
+    ) -> None:
         self._faults = faults
+        # The same DNS-style overrides as dataset fetches: a public callback host served on loopback.
+        self.host_routes = host_routes if host_routes is not None else {}
         self.backoff, self.timeout, self.attempts = backoff, timeout, attempts
         self.deliveries: list[Delivery] = []
         self._outboxes: dict[str, _Outbox] = {}
@@ -148,7 +158,7 @@ class CallbackDispatcher:
         for attempt in range(1, self.attempts + 1):
             status: int | None = None
             try:
-                async with self._session.post(url, json=payload,
+                async with self._session.post(route_url(url, self.host_routes), json=payload,
                                               timeout=aiohttp.ClientTimeout(total=self.timeout)) as response:
                     status = response.status
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -61,9 +61,10 @@ class Simulator:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.blobs = BlobStore(blob_url_ttl, blob_dir)
         self.faults = Faults(self.blobs)
-        self.callbacks = CallbackDispatcher(lambda: self.faults.callbacks, callback_backoff, callback_timeout,
-                                            callback_attempts)
         self.host_routes: dict[str, str] = {}
+        self.callbacks = CallbackDispatcher(
+            lambda: self.faults.callbacks, callback_backoff, callback_timeout, callback_attempts, self.host_routes
+        )
         # Inspection for tests: templates exactly as received, whatif bodies, zip URLs fetched.
         self.workflows: dict[str, dict[str, Any]] = {}
         self.whatif_requests: list[dict[str, Any]] = []
@@ -131,7 +132,7 @@ class Simulator:
 
     # --- workflows ------------------------------------------------------------------------------
     def route_host(self, host: str, base_url: str) -> None:
-        """Fetch training data for ``host`` from ``base_url`` (a DNS override for loopback tests)."""
+        """Send dataset fetches and callbacks for ``host`` to ``base_url`` (a DNS override for loopback)."""
         self.host_routes[host] = base_url
 
     def record(self, workflow_id: str) -> WorkflowRecord:

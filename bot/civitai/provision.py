@@ -1,0 +1,58 @@
+"""Which orchestrator this process talks to: Civitai's, or the built-in simulator.
+
+Simulated mode (``CIVITAI_MODE=simulate``, and the default when no Civitai token is
+configured anywhere) serves the whole flow in-process at a quick but realistic pace, so an
+admin can see everything before spending Buzz, and the tests run against the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bot.civitai.client import OrchestratorClient
+from bot.civitai.simulator import Simulator
+from bot.config import CivitaiMode, Settings
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Orchestrator:
+    client: OrchestratorClient
+    simulator: Simulator | None
+
+    @property
+    def simulated(self) -> bool:
+        return self.simulator is not None
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+
+
+async def wants_simulation(settings: Settings, store: Store) -> bool:
+    if settings.civitai_mode is not CivitaiMode.AUTO:
+        return settings.civitai_mode is CivitaiMode.SIMULATE
+    return settings.civitai_token is None and not await store.guilds.any_server_token()
+
+
+async def start_orchestrator(settings: Settings, store: Store, *, web_base_url: str | None) -> Orchestrator:
+    if not await wants_simulation(settings, store):
+        log.info("Using the Civitai orchestrator at %s", settings.orchestrator_url)
+        return Orchestrator(OrchestratorClient(settings.orchestrator_url), None)
+    simulator = Simulator(speed=settings.simulator_speed, accept_any_token=True)
+    base_url = await simulator.start("127.0.0.1", 0)
+    if settings.public_url and web_base_url:
+        # The simulator runs beside the bot: reach PUBLIC_URL's host (hosted datasets,
+        # callbacks) directly on the embedded web server instead of through the internet.
+        simulator.route_host(urlsplit(settings.public_url).hostname or "", web_base_url)
+    log.warning(
+        "SIMULATED mode: no Civitai token is configured (or CIVITAI_MODE=simulate), so training runs "
+        "against the built-in simulator at %s. Nothing is charged and results are generated.",
+        base_url,
+    )
+    return Orchestrator(OrchestratorClient(base_url), simulator)

@@ -1,0 +1,362 @@
+"""From a checked dataset and the member's options to a submitted training workflow.
+
+``quote`` runs the policy checks, finds who pays, prices the run (whatif is authoritative;
+the formula, labelled as an estimate, when whatif is unreachable) and stores a draft job.
+``confirm`` submits the draft exactly once, however many times Confirm is pressed: the job
+row exists before the submit, ``claim_for_submit`` lets one caller through, and the submit
+carries the job's ``externalId`` so a retry after a lost answer returns the same workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+from bot.civitai import models as m
+from bot.civitai.client import OrchestratorClient, OrchestratorSession
+from bot.civitai.errors import (
+    OrchestratorError,
+    OrchestratorServerError,
+    OrchestratorUnreachable,
+    OrchestratorValidationError,
+    RateLimited,
+)
+from bot.civitai.pricing import PriceBreakdown, estimate_price, price_from_workflow
+from bot.civitai.training import DEFAULT_CALLBACK_EVENTS, TrainingOptions
+from bot.clock import Clock
+from bot.config import DatasetTransport, Settings
+from bot.dataset.report import DatasetResult
+from bot.dataset.store import DatasetStore
+from bot.errors import UserFacingError
+from bot.hooks import hash_hook_secret, hook_url
+from bot.jobs.advice import training_warnings
+from bot.jobs.dataset_files import default_sample_prompts, iter_images
+from bot.jobs.payer import PayingAccount, resolve_payer
+from bot.jobs.policy import Member, TrainingPolicy
+from bot.secretbox import SecretBox
+from bot.web.signing import DatasetUrlSigner
+from storage import Store
+from storage.models import GuildSettings, Job, JobStatus, NewJob, Variant
+
+log = logging.getLogger(__name__)
+
+# The interaction token behind the confirmation lives 15 minutes; so does the confirmation.
+CONFIRMATION_TTL = timedelta(minutes=15)
+WORKFLOW_TAG = "lora-trainer-bot"
+TRANSPORT_FALLBACK_KEY = "dataset_transport_fallback"
+# Whatif prices a run without fetching its data, so a placeholder stands in for the dataset
+# when it would only exist after uploads (the blobs transport).
+WHATIF_PLACEHOLDER_URL = "https://civitai.com/lora-trainer-bot/price-only/dataset.zip"
+BLOB_UPLOAD_CONCURRENCY = 4
+
+
+class JobNotFound(UserFacingError):
+    def __init__(self) -> None:
+        super().__init__("I can't find that job any more. Start again with `/train flux1`.", title="Unknown job")
+
+
+class NotYourJob(UserFacingError):
+    def __init__(self) -> None:
+        super().__init__("Only the member who started this can use these buttons.", title="Not your job")
+
+
+class ConfirmationExpired(UserFacingError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This confirmation is older than 15 minutes, so it has expired and nothing was submitted. "
+            "Run `/train flux1` again: the dataset check is quick the second time.",
+            title="Confirmation expired",
+        )
+
+
+class ConfirmationClosed(UserFacingError):
+    def __init__(self) -> None:
+        super().__init__(
+            "This confirmation was cancelled, so nothing was submitted. Run `/train flux1` to start again.",
+            title="Already cancelled",
+        )
+
+
+@dataclass(frozen=True)
+class Requester:
+    """The member acting, in the guild they act in."""
+
+    guild_id: int
+    member: Member
+
+
+@dataclass(frozen=True)
+class Quote:
+    job: Job
+    options: TrainingOptions
+    price: int
+    price_is_estimate: bool
+    breakdown: PriceBreakdown
+    payer: str
+    warnings: list[str]
+    simulated: bool
+
+
+def _whole(price: float | None) -> int | None:
+    return None if price is None else round(price)
+
+
+def hook_secret_for(key: bytes, job_id: str) -> str:
+    """The job's callback secret: derived, so it needs no storage and survives a retried submit."""
+    mac = hmac.new(key, f"hook:{job_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+class TrainingService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        secretbox: SecretBox,
+        clock: Clock,
+        orchestrator: OrchestratorClient,
+        datasets: DatasetStore,
+        signer: DatasetUrlSigner | None,
+        hook_key: bytes,
+        simulated: bool,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.secretbox = secretbox
+        self.clock = clock
+        self.orchestrator = orchestrator
+        self.datasets = datasets
+        self.signer = signer
+        self.hook_key = hook_key
+        self.simulated = simulated
+        self.policy = TrainingPolicy(store, clock)
+
+    # Before the confirmation
+
+    async def check_requester(self, requester: Requester) -> GuildSettings:
+        """The checks that need nothing but the member: run first, before any download."""
+        return await self.policy.check_member(requester.guild_id, requester.member)
+
+    async def paying_account(self, requester: Requester) -> PayingAccount:
+        return await resolve_payer(
+            self.store,
+            self.secretbox,
+            guild_id=requester.guild_id,
+            user_id=requester.member.user_id,
+            operator_token=self.settings.civitai_token,
+            simulated=self.simulated,
+        )
+
+    async def quote(
+        self, requester: Requester, options: TrainingOptions, dataset: DatasetResult, *, name: str | None = None
+    ) -> Quote:
+        if not dataset.accepted or dataset.digest is None:
+            raise ValueError("quote() needs an accepted dataset")
+        guild = await self.policy.check_member(requester.guild_id, requester.member)
+        self.policy.check_size(guild, steps=options.steps, epochs=options.epochs)
+        account = await self.paying_account(requester)
+        if not options.sample_prompts:
+            prompts = default_sample_prompts(dataset.zip_path, options.trigger_word)
+            options = replace(options, sample_prompts=tuple(prompts))
+        breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
+        price, is_estimate = await self._whatif_price(account, options, dataset, breakdown)
+        await self.policy.check_budget(guild, requester.member.user_id, price)
+        job = await self.store.jobs.create(
+            NewJob(
+                guild_id=requester.guild_id,
+                channel_id=requester.member.channel_id,
+                user_id=requester.member.user_id,
+                name=(name or options.trigger_word or "LoRA")[:100],
+                variant=Variant(options.variant),
+                params=options.as_dict(),
+                dataset_digest=dataset.digest,
+                image_count=dataset.image_count,
+                payer=account.payer,
+                token_source=account.source,
+                price_estimate=breakdown.total,
+                price_quoted=None if is_estimate else price,
+                simulated=account.simulated,
+            )
+        )
+        return Quote(
+            job=job,
+            options=options,
+            price=price,
+            price_is_estimate=is_estimate,
+            breakdown=breakdown,
+            payer=account.describe(),
+            warnings=training_warnings(options, dataset),
+            simulated=account.simulated,
+        )
+
+    async def _whatif_price(
+        self, account: PayingAccount, options: TrainingOptions, dataset: DatasetResult, breakdown: PriceBreakdown
+    ) -> tuple[int, bool]:
+        url = self.signer.url_for(dataset.digest or "") if self.signer else WHATIF_PLACEHOLDER_URL
+        data = m.ZipTrainingData(source_url=url, count=dataset.image_count)
+        template = self._template(options, data, external_id=None, callback_url=None, job_id=None)
+        try:
+            workflow = await self.orchestrator.session(account.token).submit(template, whatif=True)
+        except (OrchestratorUnreachable, OrchestratorServerError, RateLimited) as exc:
+            log.warning("whatif pricing unavailable (%s); showing the formula as an estimate", type(exc).__name__)
+            return breakdown.total, True
+        price = price_from_workflow(workflow)
+        return (price, False) if price is not None else (breakdown.total, True)
+
+    async def update_sample_prompts(self, job_id: str, requester: Requester, prompts: list[str]) -> Quote | None:
+        """Edit sample prompts on a draft: new options and a fresh price; None when no longer a draft."""
+        job = await self._own_job(job_id, requester)
+        options = TrainingOptions.from_user(**{**job.params, "sample_prompts": prompts})
+        breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
+        if not await self.store.jobs.update_draft(job.id, options.as_dict(), breakdown.total, None):
+            return None
+        updated = await self.store.jobs.get(job.id)
+        assert updated is not None
+        return Quote(
+            job=updated,
+            options=options,
+            price=breakdown.total,
+            price_is_estimate=True,
+            breakdown=breakdown,
+            payer=(await self.paying_account(requester)).describe(),
+            warnings=options.warnings(),
+            simulated=updated.simulated,
+        )
+
+    async def discard(self, job_id: str, requester: Requester) -> None:
+        job = await self._own_job(job_id, requester)
+        await self.store.jobs.discard(job.id)
+
+    # Confirm
+
+    def expired(self, job: Job) -> bool:
+        return self.clock.now() - job.created_at > CONFIRMATION_TTL
+
+    async def confirm(self, job_id: str, requester: Requester) -> Job:
+        """Submit the draft once. Returns the job; its status says whether this call submitted it
+        (``submitted``), another click is submitting it (``submitting``) or it already was."""
+        job = await self._own_job(job_id, requester)
+        if job.status is JobStatus.DISCARDED:
+            raise ConfirmationClosed()
+        if job.status is not JobStatus.DRAFT:
+            return job
+        if self.expired(job):
+            await self.store.jobs.discard(job.id)
+            raise ConfirmationExpired()
+        guild = await self.policy.check_member(requester.guild_id, requester.member)
+        options = TrainingOptions.from_user(**job.params)
+        self.policy.check_size(guild, steps=options.steps, epochs=options.epochs)
+        await self.policy.check_budget(guild, job.user_id, job.price_quoted or job.price_estimate or 0)
+        account = await self.paying_account(requester)
+        if not await self.store.jobs.claim_for_submit(job.id):
+            current = await self.store.jobs.get(job.id)
+            assert current is not None
+            return current
+        try:
+            workflow = await self._submit(job, options, account)
+        except BaseException:
+            # Nothing reached a state worth keeping, or the orchestrator will answer the same
+            # externalId with the same workflow: back to draft, so Confirm can be pressed again.
+            await self.store.jobs.release_claim(job.id)
+            raise
+        price = price_from_workflow(workflow) or job.price_quoted or job.price_estimate
+        submitted = await self.store.jobs.mark_submitted(job.id, workflow.id or "", price)
+        if submitted is None:
+            raise RuntimeError(f"job {job.id} left 'submitting' during its own submit")
+        return submitted
+
+    async def _submit(self, job: Job, options: TrainingOptions, account: PayingAccount) -> m.Workflow:
+        session = self.orchestrator.session(account.token)
+        callback_url = None
+        if self.settings.public_url:
+            secret = hook_secret_for(self.hook_key, job.id)
+            await self.store.jobs.set_hook_secret_hash(job.id, hash_hook_secret(secret))
+            callback_url = hook_url(self.settings.public_url, job.id, secret)
+        transport = await self._transport()
+        if transport is DatasetTransport.HOSTED and self.signer is not None:
+            data: m.ZipTrainingData | m.BlobsTrainingData = m.ZipTrainingData(
+                source_url=self.signer.url_for(job.dataset_digest, now=self.clock.timestamp()),
+                count=job.image_count,
+            )
+            template = self._template(
+                options, data, external_id=job.external_id, callback_url=callback_url, job_id=job.id
+            )
+            try:
+                return await session.submit(template, price=_whole(job.price_quoted))
+            except OrchestratorValidationError as exc:
+                if "dataset" not in exc.field_errors:
+                    raise
+                log.warning("The orchestrator refused the hosted dataset URL; using blob uploads from now on")
+                await self.store.set_meta(TRANSPORT_FALLBACK_KEY, DatasetTransport.BLOBS.value)
+        data = await self._upload_blobs(session, job)
+        template = self._template(options, data, external_id=job.external_id, callback_url=callback_url, job_id=job.id)
+        return await session.submit(template, price=_whole(job.price_quoted))
+
+    async def _transport(self) -> DatasetTransport:
+        transport = self.settings.effective_transport()
+        if transport is DatasetTransport.HOSTED and await self.store.get_meta(TRANSPORT_FALLBACK_KEY):
+            return DatasetTransport.BLOBS
+        return transport
+
+    async def _upload_blobs(self, session: OrchestratorSession, job: Job) -> m.BlobsTrainingData:
+        path = self.dataset_path(job)
+        limit = asyncio.Semaphore(BLOB_UPLOAD_CONCURRENCY)
+
+        async def upload(name: str, data: bytes, caption: str | None) -> m.BlobTrainingItem:
+            async with limit:
+                content_type = "image/png" if name.lower().endswith(".png") else "image/jpeg"
+                blob = await session.upload_blob(data, filename=name, content_type=content_type)
+            return m.BlobTrainingItem(air=blob.air, caption=caption)
+
+        tasks = [upload(item.name, data, item.caption) for item, data in iter_images(path)]
+        return m.BlobsTrainingData(items=list(await asyncio.gather(*tasks)))
+
+    def dataset_path(self, job: Job) -> Path:
+        path = self.datasets.path_for(job.dataset_digest)
+        if path is None:
+            raise UserFacingError(
+                "The stored dataset for this job is gone (datasets are kept for "
+                f"{self.settings.dataset_retention_days} days). Run `/train flux1` again with the zip.",
+                title="Dataset no longer stored",
+            )
+        return path
+
+    @staticmethod
+    def _template(
+        options: TrainingOptions,
+        data: m.ZipTrainingData | m.BlobsTrainingData,
+        *,
+        external_id: str | None,
+        callback_url: str | None,
+        job_id: str | None,
+    ) -> m.WorkflowTemplate:
+        callbacks = (
+            [m.WorkflowCallback(url=callback_url, type=list(DEFAULT_CALLBACK_EVENTS), detailed=False)]
+            if callback_url
+            else None
+        )
+        tags = [WORKFLOW_TAG] + ([f"job-{job_id}"] if job_id else [])
+        return m.WorkflowTemplate(
+            steps=[m.TrainingStepTemplate(input=options.to_training_input(data))],
+            callbacks=callbacks,
+            tags=tags,
+            external_id=external_id,
+        )
+
+    async def _own_job(self, job_id: str, requester: Requester) -> Job:
+        job = await self.store.jobs.get(job_id)
+        if job is None or job.guild_id != requester.guild_id:
+            raise JobNotFound()
+        if job.user_id != requester.member.user_id:
+            raise NotYourJob()
+        return job
+
+
+__all__ = ["OrchestratorError", "Quote", "Requester", "TrainingService"]
