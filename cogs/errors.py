@@ -33,27 +33,34 @@ def describe_check_failure(error: app_commands.AppCommandError) -> str | None:
     return None
 
 
-async def on_app_command_error(
-    interaction: discord.Interaction, error: app_commands.AppCommandError
-) -> None:
+def error_reply(interaction: discord.Interaction, error: BaseException) -> discord.Embed:
+    """The embed a member sees for ``error``; unexpected errors are logged with an id."""
     original = getattr(error, "original", error)
     if isinstance(original, UserFacingError):
-        embed = error_embed(original.title, original.user_message)
-    elif (text := describe_check_failure(error)) is not None:
-        embed = error_embed("Not allowed", text)
-    else:
-        error_id = secrets.token_hex(4)
-        name = interaction.command.qualified_name if interaction.command else "?"
-        log.error("Unhandled error %s in /%s", error_id, name, exc_info=original)
-        embed = error_embed(
-            "Something went wrong",
-            f"This is a bug on our side, not something you did. Error id `{error_id}`: "
-            "give it to the server admin if it keeps happening.",
-        )
+        return error_embed(original.title, original.user_message)
+    if isinstance(error, app_commands.AppCommandError) and (text := describe_check_failure(error)) is not None:
+        return error_embed("Not allowed", text)
+    error_id = secrets.token_hex(4)
+    where = f"/{interaction.command.qualified_name}" if interaction.command else "a button or menu"
+    log.error("Unhandled error %s in %s", error_id, where, exc_info=original)
+    return error_embed(
+        "Something went wrong",
+        f"This is a bug on our side, not something you did. Error id `{error_id}`: "
+        "give it to the server admin if it keeps happening.",
+    )
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Tell the member what went wrong. Views and dynamic buttons call this from their own
+    error handling, since discord.py only logs exceptions raised in their callbacks."""
     try:
-        await reply(interaction, embed=embed)
+        await reply(interaction, embed=error_reply(interaction, error))
     except discord.HTTPException:
         log.warning("Could not tell the member about an error (interaction gone)")
+
+
+async def on_app_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+    await report_error(interaction, error)
 
 
 async def setup(bot: commands.Bot) -> None:

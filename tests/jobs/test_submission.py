@@ -1,0 +1,84 @@
+"""The submission core against the in-process simulator and a real SQLite file (no Discord)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.civitai.training import TrainingOptions
+from bot.config import CivitaiMode, Settings
+from bot.dataset.intake import intake_from_stream
+from bot.dataset.report import DatasetResult
+from bot.jobs.policy import Member
+from bot.jobs.submission import ConfirmationExpired, NotYourJob, Requester
+from bot.services import Services
+from storage.models import JobStatus
+from tests.dataset_helpers import image_bytes, make_zip
+
+GUILD = 1
+ALICE = Requester(GUILD, Member(user_id=10, role_ids=frozenset(), channel_id=100))
+BOB = Requester(GUILD, Member(user_id=11, role_ids=frozenset(), channel_id=100))
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    settings = Settings(
+        data_dir=tmp_path / "data", civitai_mode=CivitaiMode.SIMULATE, http_port=0, http_host="127.0.0.1",
+        simulator_speed=50_000,
+    )
+    services = await Services.start(settings)
+    yield services
+    await services.close()
+
+
+async def dataset(services: Services, tmp_path: Path, count: int = 4) -> DatasetResult:
+    files = {f"img{n}.jpg": image_bytes(size=(128, 128)) for n in range(count)}
+    files["img0.txt"] = b"a photo of sks dog on a beach"
+    data = make_zip(tmp_path / "in.zip", files).read_bytes()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield data
+
+    return await intake_from_stream(chunks(), services.settings, store=services.datasets)
+
+
+async def test_quote_then_confirm_submits_once_even_when_clicked_twice(services: Services, tmp_path: Path) -> None:
+    result = await dataset(services, tmp_path)
+    options = TrainingOptions.from_user(steps=1000, epochs=4, trigger_word="sks")
+    quote = await services.training.quote(ALICE, options, result, name="dog")
+    # The whatif price is authoritative and nothing ran: no workflow exists yet.
+    assert not quote.price_is_estimate and quote.price >= 1600
+    assert quote.options.sample_prompts[0] == "a photo of sks dog on a beach"
+    assert services.orchestrator.simulator is not None and services.orchestrator.simulator.workflows == {}
+
+    first, second = await asyncio.gather(
+        services.training.confirm(quote.job.id, ALICE), services.training.confirm(quote.job.id, ALICE)
+    )
+    assert {first.status, second.status} <= {JobStatus.SUBMITTED, JobStatus.SUBMITTING}
+    sim = services.orchestrator.simulator
+    assert len(sim.workflows) == 1
+    template = next(iter(sim.workflows.values()))
+    training_input = template["steps"][0]["input"]
+    assert (training_input["steps"], training_input["epochs"], training_input["trainingData"]["type"]) == (
+        1000, 4, "blobs"
+    )
+    assert len(training_input["trainingData"]["items"]) == result.image_count
+    job = await services.store.jobs.get(quote.job.id)
+    assert job is not None and job.status is JobStatus.SUBMITTED and job.workflow_id
+    # A third click later changes nothing.
+    assert (await services.training.confirm(quote.job.id, ALICE)).workflow_id == job.workflow_id
+    assert len(sim.workflows) == 1
+
+
+async def test_only_the_caller_confirms_and_confirmations_expire(services: Services, tmp_path: Path) -> None:
+    result = await dataset(services, tmp_path)
+    quote = await services.training.quote(ALICE, TrainingOptions.from_user(), result)
+    with pytest.raises(NotYourJob):
+        await services.training.confirm(quote.job.id, BOB)
+    services.clock.advance(minutes=16)
+    with pytest.raises(ConfirmationExpired):
+        await services.training.confirm(quote.job.id, ALICE)
+    assert services.orchestrator.simulator is not None and services.orchestrator.simulator.workflows == {}
