@@ -86,7 +86,12 @@ class Settings(BaseSettings):
 
     # Behaviour
     command_cooldown_seconds: float = 10.0
-    reconcile_interval_seconds: float = 180.0
+    reconcile_interval_seconds: float = Field(default=180.0, gt=0)
+    # Without PUBLIC_URL jobs are polled: these waits after a change, then every poll_interval.
+    poll_delays_seconds: tuple[float, ...] = (2.0, 5.0, 10.0, 15.0)
+    poll_interval_seconds: float = Field(default=30.0, gt=0)
+    # The public job card is edited at most this often per job (the final state always shows).
+    card_edit_interval_seconds: float = Field(default=10.0, ge=0)
     callback_retention_days: int = 14
 
     @field_validator("public_url")

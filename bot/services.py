@@ -22,12 +22,13 @@ from bot.config import Settings, ensure_secret_key
 from bot.dataset.store import DatasetStore
 from bot.jobs.policy import Cooldowns
 from bot.jobs.submission import TrainingService
+from bot.jobs.tracker import Tracker
 from bot.logging_setup import register_secret
 from bot.metrics import BotMetrics
 from bot.secretbox import SecretBox
 from bot.web.server import WebServer
 from bot.web.signing import DatasetUrlSigner
-from bot.web.sinks import StoreHookJobs, job_counts_by_status
+from bot.web.sinks import CallbackRelay, StoreHookJobs, job_counts_by_status
 from bot.web.wiring import start_web_server
 from storage import Store
 from storage.models import GuildDefaults
@@ -54,6 +55,8 @@ class Services:
     orchestrator: Orchestrator
     training: TrainingService
     cooldowns: Cooldowns
+    # Follows submitted runs; started by the cog that shows its events (cogs.job_posts).
+    tracker: Tracker
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -71,8 +74,14 @@ class Services:
             store = await Store.open(settings.database_path, defaults=defaults, clock=clock.now)
             stack.push_async_callback(store.close)
             metrics.jobs.set_source(lambda: job_counts_by_status(store))
+            relay = CallbackRelay()
             web = await start_web_server(
-                settings, metrics=metrics, jobs=StoreHookJobs(store), datasets=datasets, readiness=store_ready(store)
+                settings,
+                metrics=metrics,
+                jobs=StoreHookJobs(store),
+                target=relay,
+                datasets=datasets,
+                readiness=store_ready(store),
             )
             if web is not None:
                 stack.push_async_callback(web.stop)
@@ -89,6 +98,10 @@ class Services:
                 hook_key=derived_key(secret_key, "hook-secrets"),
                 simulated=orchestrator.simulated,
             )
+            tracker = Tracker(
+                settings=settings, store=store, secretbox=secretbox, client=orchestrator.client, clock=clock
+            )
+            relay.target = tracker
             services = cls(
                 settings=settings,
                 store=store,
@@ -100,6 +113,7 @@ class Services:
                 orchestrator=orchestrator,
                 training=training,
                 cooldowns=Cooldowns(clock),
+                tracker=tracker,
             )
             stack.pop_all()  # started: from now on close() owns the shutdown
         return services
@@ -109,10 +123,11 @@ class Services:
         return self.orchestrator.simulated
 
     async def close(self) -> None:
-        """Stop taking callbacks first, then the orchestrator client, then the database."""
+        """Stop taking callbacks first, then the tracker, the orchestrator client, the database."""
         try:
             if self.web is not None:
                 await self.web.stop()
+            await self.tracker.stop()
             with contextlib.suppress(Exception):
                 await self.orchestrator.close()
         finally:

@@ -6,4 +6,5 @@ Every module listed in ``EXTENSIONS`` is a discord.py extension with an async ``
 EXTENSIONS = [
     "cogs.errors",
     "cogs.help",
+    "cogs.job_posts",
 ]

@@ -37,6 +37,20 @@ async def open_job_thread(
     channel = client.get_channel(job.channel_id) or await client.fetch_channel(job.channel_id)
     if not isinstance(channel, discord.abc.Messageable):
         raise RuntimeError(f"channel {job.channel_id} cannot receive messages")
+    try:
+        card, thread = await _post_card_and_thread(channel, store, job)
+    finally:
+        # Posts about the run may start now; even without a thread they go to the card's
+        # channel or the owner's DMs. The tracker follows the job from here on.
+        tracker = getattr(getattr(client, "services", None), "tracker", None)
+        if tracker is not None:
+            await tracker.job_opened(job.id)
+    return card, thread
+
+
+async def _post_card_and_thread(
+    channel: discord.abc.Messageable, store: Store, job: Job
+) -> tuple[discord.Message, discord.Thread | None]:
     card = await channel.send(embed=job_card_embed(job))
     await store.jobs.set_card(job.id, card.channel.id, card.id)
     thread: discord.Thread | None = None

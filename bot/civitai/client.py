@@ -363,6 +363,18 @@ class OrchestratorSession:
         finally:
             partial.unlink(missing_ok=True)
 
+    async def content_length(self, url: str) -> int | None:
+        """The size of the file behind a blob URL (a HEAD request), or None when it is not told."""
+        headers = self._auth() if self._client.is_own_origin(url) else {}
+        try:
+            response = await self._client.send_once(self._client.build_request("HEAD", url, headers=headers))
+        except e.OrchestratorError:
+            return None
+        try:
+            return int(response.headers["Content-Length"])
+        except (KeyError, ValueError):
+            return None
+
     async def check_token(self) -> None:
         """A cheap authenticated read; raises ``Unauthorized`` when the token is refused."""
         await self._call("GET", WORKFLOWS, params={"take": 1})

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from bot.errors import UserFacingError
 from bot.secretbox import SecretBox
 from storage import Store
-from storage.models import Payer, TokenSource
+from storage.models import Job, Payer, TokenSource
 
 SIMULATED_TOKEN = SecretStr("simulated-mode-token")
 
@@ -77,3 +77,26 @@ async def resolve_payer(
             "Ask a server admin: they can switch `/admin payer` to `user` or `server`."
         )
     return PayingAccount(payer, TokenSource.OPERATOR, operator_token, simulated=False)
+
+
+async def job_token(store: Store, secretbox: SecretBox, job: Job, *, operator_token: SecretStr | None) -> SecretStr:
+    """The token a submitted job was paid with, to follow it and fetch its files.
+
+    A job keeps the account it was submitted with, whatever ``/admin payer`` says now: only that
+    account can read the workflow. ``MissingToken`` when that token was removed since.
+    """
+    if job.simulated or job.token_source is TokenSource.NONE:
+        return SIMULATED_TOKEN
+    ciphertext: str | None = None
+    if job.token_source is TokenSource.USER:
+        ciphertext = await store.users.get_token_ciphertext(job.user_id)
+    elif job.token_source is TokenSource.SERVER:
+        ciphertext = await store.guilds.get_token_ciphertext(job.guild_id)
+    elif operator_token is not None:
+        return operator_token
+    if ciphertext is None:
+        raise MissingToken(
+            "The Civitai token this run was paid with has been removed, so I can no longer read the run "
+            "or fetch its files. Link it again (`/account token` or `/admin token set`) to follow it."
+        )
+    return SecretStr(secretbox.decrypt(ciphertext))

@@ -92,3 +92,21 @@ class DirectoryDatasetFiles:
             return None
         path = self.root / f"{digest}.zip"
         return path if path.is_file() else None
+
+
+@dataclass
+class CallbackRelay:
+    """Forwards callbacks to a target set once it exists.
+
+    The web server starts first (the simulator needs its address), the tracker after the
+    orchestrator client; until then, and without a target, callbacks are only recorded: the
+    tracker's reconcile pass at start-up catches the jobs up anyway.
+    """
+
+    target: CallbackTarget | None = None
+
+    async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
+        if self.target is None:
+            log.debug("Callback for job %s before the tracker started; the reconcile pass covers it", job_id)
+            return
+        await self.target.on_callback(job_id, payload)

@@ -245,6 +245,9 @@ class Message:
     deleted: bool = False
     # Bumped on every change; lets waits ask for "new or changed since my last action".
     revision: int = 0
+    # A message sent with ``enforce_nonce``: its nonce and when (stage clock), for dedupe.
+    nonce: str | None = None
+    sent_at: float = 0.0
 
     # --- what tests read -------------------------------------------------------------------
     @property

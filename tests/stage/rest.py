@@ -58,6 +58,8 @@ Handler = Callable[[StageRequest], Awaitable[Any]]
 # Routes that carry an interaction token instead of the bot token.
 TOKEN_ROUTES = ("/interactions/", "/webhooks/")
 WEBHOOK = "/webhooks/{webhook_id}/{webhook_token}"
+# Discord dedupes a message sent with ``enforce_nonce`` against the author's last few minutes.
+NONCE_WINDOW_SECONDS = 300
 
 
 class RestApi:
@@ -307,10 +309,24 @@ class RestApi:
         channel = self._channel(req)
         if channel.type == DM and channel.recipient is not None and not channel.recipient.dms_open:
             raise HttpError(403, CANNOT_DM, "Cannot send messages to this user")
+        body: Json = req.body or {}
+        nonce = str(body["nonce"]) if body.get("enforce_nonce") and body.get("nonce") is not None else None
+        if nonce is not None and (earlier := self._sent_with_nonce(channel, nonce)) is not None:
+            # Discord: a resend with the same enforced nonce within minutes returns the first message.
+            return self.stage.message_payload(earlier)
         if channel.is_thread:
             await self._reopen_thread(channel)
-        message = self.stage.create_message(channel, req.body or {}, req.uploads)
+        message = self.stage.create_message(channel, body, req.uploads)
+        message.nonce, message.sent_at = nonce, self.stage.clock.time()
         return self.stage.message_payload(message)
+
+    def _sent_with_nonce(self, channel: Channel, nonce: str) -> Message | None:
+        since = self.stage.clock.time() - NONCE_WINDOW_SECONDS
+        for message_id in reversed(channel.message_ids):
+            message = self.stage.messages[message_id]
+            if message.nonce == nonce and message.sent_at >= since and message.author is self.stage.bot_user:
+                return message
+        return None
 
     async def _reopen_thread(self, thread: Channel) -> None:
         if thread.locked:

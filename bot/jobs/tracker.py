@@ -1,0 +1,513 @@
+"""Following runs: refresh each job from the orchestrator, turn what changed into events, act once.
+
+Triggers only ever *request* a refresh: a callback (``on_callback``: a hint, never trusted for
+state), the poll loop (without ``PUBLIC_URL``), the reconcile pass (at start and every few
+minutes, for every unfinished job) and retries after a failed action. Refreshes of one job are
+serialised and coalesced: one in flight and at most one queued, however many requests arrive.
+
+A refresh reads ``GET /v2/consumer/workflows/{id}`` with the job's own token and compares it
+with what SQLite says was already done, so a restart, a duplicate or a replayed callback never
+repeats anything and a missed one costs only time:
+
+- status or progress changed → the job card is edited (throttled, ``CardThrottle``);
+- an available epoch not yet in ``posted_epochs`` → an epoch message (recorded after posting);
+- a terminal status → the end notice, the owner's DM and the final card, each recorded once;
+  only then is the terminal status stored, so an end that could not be told yet keeps the job
+  in the reconcile pass until it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from bot.civitai.client import OrchestratorClient, OrchestratorSession
+from bot.civitai.errors import OrchestratorError
+from bot.civitai.models import Workflow
+from bot.civitai.pricing import price_from_workflow
+from bot.clock import Clock
+from bot.config import Settings
+from bot.errors import UserFacingError
+from bot.jobs.card_throttle import CardThrottle
+from bot.jobs.epoch_files import EpochFiles, EpochLink, total_epochs
+from bot.jobs.events import (
+    CARD_FINAL,
+    THREAD_OPENED,
+    JobEventSink,
+    Notice,
+    NoticeKind,
+    dm_key,
+    notice_key,
+)
+from bot.jobs.explain import MODERATION_UNDER_REVIEW, explain_end
+from bot.jobs.payer import job_token
+from bot.jobs.state import card_fingerprint, job_status, progress, stored_state
+from bot.secretbox import SecretBox
+from storage import Store
+from storage.models import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+# Refreshes of different jobs run side by side, up to this many (a reconcile after downtime
+# must not fire hundreds of reads at once).
+REFRESH_CONCURRENCY = 8
+# A job is not posted about until its card and thread exist; this long after the submit, posts
+# go wherever they can (the thread never came: DMs).
+THREAD_GRACE = timedelta(minutes=2)
+# A submit interrupted by a crash is looked up on the orchestrator after this long, and given
+# up (discarded) when nothing was found after the second.
+SUBMIT_RECOVERY_AFTER = timedelta(minutes=10)
+SUBMIT_GIVE_UP_AFTER = timedelta(hours=1)
+# Refreshes in flight get this long to finish when the tracker stops.
+STOP_GRACE_SECONDS = 3.0
+MAX_HINT_LENGTH = 100
+
+
+class Outcome(StrEnum):
+    RUNNING = "running"  # followed, nothing left undone
+    PENDING = "pending"  # something could not be done yet: try again soon
+    FINISHED = "finished"  # terminal and fully told
+    GONE = "gone"  # nothing to follow: unknown job, never submitted, workflow unreadable
+
+
+@dataclass(frozen=True)
+class Refresh:
+    outcome: Outcome
+    changed: bool = False  # the card or the posted epochs moved
+
+    @property
+    def following(self) -> bool:
+        return self.outcome in (Outcome.RUNNING, Outcome.PENDING)
+
+
+@dataclass(frozen=True)
+class PollSchedule:
+    """Waits between polls: ``delays`` one after another, then ``interval`` for good."""
+
+    delays: tuple[float, ...] = (2.0, 5.0, 10.0, 15.0)
+    interval: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return self.delays[attempt] if attempt < len(self.delays) else self.interval
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PollSchedule:
+        return cls(tuple(settings.poll_delays_seconds), settings.poll_interval_seconds)
+
+
+@dataclass
+class _Lane:
+    """One job's refreshes: the one running and the requests waiting for the next."""
+
+    task: asyncio.Task[None] | None = None
+    running: list[asyncio.Future[Refresh]] = field(default_factory=list)
+    queued: list[asyncio.Future[Refresh]] = field(default_factory=list)
+
+
+class Tracker:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        secretbox: SecretBox,
+        client: OrchestratorClient,
+        clock: Clock,
+        schedule: PollSchedule | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.secretbox = secretbox
+        self.client = client
+        self.clock = clock
+        self.schedule = schedule or PollSchedule.from_settings(settings)
+        self.polling = not settings.public_url
+        self.files = EpochFiles()
+        self.cards = CardThrottle(settings.card_edit_interval_seconds, self._show_card)
+        self.refreshes = 0  # workflow reads done by refreshes (tests check coalescing with it)
+        self._sink: JobEventSink | None = None
+        self._running = False
+        self._lanes: dict[str, _Lane] = {}
+        self._pollers: dict[str, asyncio.Task[None]] = {}
+        self._retries: dict[str, asyncio.Task[None]] = {}
+        self._failures: dict[str, int] = {}
+        self._hints: dict[str, str] = {}
+        self._reconciler: asyncio.Task[None] | None = None
+        self._limit = asyncio.Semaphore(REFRESH_CONCURRENCY)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def sink(self) -> JobEventSink:
+        if self._sink is None:
+            raise RuntimeError("the tracker has no sink: attach one before start()")
+        return self._sink
+
+    def attach(self, sink: JobEventSink) -> None:
+        self._sink = sink
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        """Start the reconcile loop (its first pass runs at once)."""
+        if self._running:
+            return
+        self.sink  # noqa: B018 - fail now rather than at the first event
+        self._running = True
+        self._reconciler = asyncio.create_task(self._reconcile_loop(), name="tracker-reconcile")
+
+    async def stop(self) -> None:
+        """Stop every loop; refreshes in flight get a moment to finish their current post."""
+        self._running = False
+        background = [t for t in (self._reconciler, *self._pollers.values(), *self._retries.values()) if t]
+        for task in background:
+            task.cancel()
+        lanes = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        if lanes:
+            _, pending = await asyncio.wait(lanes, timeout=STOP_GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*background, *lanes, return_exceptions=True)
+        await self.cards.close()
+        self._pollers.clear()
+        self._retries.clear()
+
+    # --- triggers -----------------------------------------------------------------------------
+
+    async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
+        """A callback arrived (authenticated by its URL secret): only a hint to refresh.
+
+        Its body changes no state. A failure ``reason`` is kept only to word the explanation
+        once the workflow itself says the run failed (the workflow carries no reason).
+        """
+        reason = payload.get("reason")
+        if isinstance(reason, str) and reason:
+            self._hints[job_id] = reason[:MAX_HINT_LENGTH]
+        self.request_refresh(job_id)
+
+    async def job_opened(self, job_id: str) -> None:
+        """The job's card and thread exist: start posting, and follow it from now on."""
+        await self.store.events.mark_handled(job_id, THREAD_OPENED)
+        self.follow(job_id)
+
+    def follow(self, job_id: str) -> None:
+        """Follow a submitted job: poll it (no PUBLIC_URL) or read it once (callbacks follow)."""
+        if not self._running:
+            return
+        if self.polling:
+            poller = self._pollers.get(job_id)
+            if poller is None or poller.done():
+                self._pollers[job_id] = asyncio.create_task(self._poll(job_id), name=f"poll-{job_id}")
+        else:
+            self.request_refresh(job_id)
+
+    def request_refresh(self, job_id: str) -> asyncio.Future[Refresh]:
+        """Refresh soon; the future completes after a refresh that started after this call."""
+        waiter: asyncio.Future[Refresh] = asyncio.get_running_loop().create_future()
+        if not self._running:
+            waiter.set_result(Refresh(Outcome.GONE))
+            return waiter
+        lane = self._lanes.setdefault(job_id, _Lane())
+        lane.queued.append(waiter)
+        if lane.task is None:
+            lane.task = asyncio.create_task(self._drain(job_id, lane), name=f"refresh-{job_id}")
+        return waiter
+
+    async def refresh(self, job_id: str) -> Refresh:
+        return await self.request_refresh(job_id)
+
+    async def reconcile(self) -> int:
+        """Look at every unfinished job once (missed callbacks, a restart); returns how many."""
+        jobs = await self.store.jobs.list_unfinished()
+        for job in jobs:
+            if self.polling and job.status is not JobStatus.SUBMITTING:
+                self.follow(job.id)
+            else:
+                self.request_refresh(job.id)
+        return len(jobs)
+
+    # --- what the Discord side asks for -------------------------------------------------------
+
+    async def session_for(self, job: Job) -> OrchestratorSession:
+        token = await job_token(self.store, self.secretbox, job, operator_token=self.settings.civitai_token)
+        return self.client.session(token)
+
+    async def fresh_link(self, job: Job, number: int) -> EpochLink:
+        """A download link for one epoch's LoRA, made now (never stored: it expires)."""
+        return await self.files.fresh_link(await self.session_for(job), job, number)
+
+    # --- loops --------------------------------------------------------------------------------
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                count = await self.reconcile()
+                log.debug("Reconcile pass: %d unfinished job(s)", count)
+            except Exception:
+                log.exception("The reconcile pass failed; trying again at the next one")
+            await asyncio.sleep(self.settings.reconcile_interval_seconds)
+
+    async def _poll(self, job_id: str) -> None:
+        """Poll one job until it is finished: long-poll the workflow, refresh, back off."""
+        attempt = 0
+        result = await self.request_refresh(job_id)
+        while result.following:
+            await self._wait_for_change(job_id, self.schedule.delay(attempt))
+            result = await self.request_refresh(job_id)
+            attempt = 0 if result.changed else attempt + 1
+        self._pollers.pop(job_id, None)
+
+    async def _wait_for_change(self, job_id: str, seconds: float) -> None:
+        """Sleep ``seconds``, or return sooner when the orchestrator says the workflow changed.
+
+        Long-polling (``wait`` + ``until=change``) takes whole seconds; shorter waits just sleep.
+        """
+        job = await self.store.jobs.get(job_id)
+        if seconds < 1 or job is None or job.workflow_id is None:
+            await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            session = await self.session_for(job)
+            await session.get(job.workflow_id, wait=int(seconds), until_change=True)
+        except (OrchestratorError, UserFacingError) as exc:
+            log.debug("Long-poll of job %s failed (%s); sleeping instead", job_id, type(exc).__name__)
+            await asyncio.sleep(max(0.0, seconds - (loop.time() - started)))
+
+    def _retry_later(self, job_id: str) -> None:
+        """Something could not be done: refresh again after a backoff (callback mode)."""
+        if self.polling or not self._running:
+            return  # the poll loop retries by itself
+        current = self._retries.get(job_id)
+        if current is not None and not current.done():
+            return
+        attempt = self._failures.get(job_id, 0)
+        self._failures[job_id] = attempt + 1
+        delay = self.schedule.delay(attempt)
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            self._retries.pop(job_id, None)
+            self.request_refresh(job_id)
+
+        self._retries[job_id] = asyncio.create_task(later(), name=f"retry-{job_id}")
+
+    async def _drain(self, job_id: str, lane: _Lane) -> None:
+        try:
+            while lane.queued:
+                lane.running, lane.queued = lane.queued, []
+                result = await self._refresh_safely(job_id)
+                for waiter in lane.running:
+                    if not waiter.done():
+                        waiter.set_result(result)
+                lane.running = []
+                if result.outcome is Outcome.PENDING:
+                    self._retry_later(job_id)
+                else:
+                    self._failures.pop(job_id, None)
+        finally:
+            for waiter in (*lane.running, *lane.queued):
+                waiter.cancel()
+            if self._lanes.get(job_id) is lane:
+                del self._lanes[job_id]
+
+    async def _refresh_safely(self, job_id: str) -> Refresh:
+        try:
+            async with self._limit:
+                return await self._refresh(job_id)
+        except OrchestratorError as exc:
+            if exc.retryable:
+                log.warning("Could not read job %s from Civitai (%s); will retry", job_id, type(exc).__name__)
+                return Refresh(Outcome.PENDING)
+            log.warning("Cannot follow job %s: %s", job_id, exc)
+            return Refresh(Outcome.GONE)
+        except UserFacingError as exc:  # e.g. the token it was paid with was removed
+            log.warning("Cannot follow job %s: %s", job_id, exc.user_message)
+            return Refresh(Outcome.GONE)
+        except Exception:
+            log.exception("Refreshing job %s failed", job_id)
+            return Refresh(Outcome.PENDING)
+
+    # --- one refresh --------------------------------------------------------------------------
+
+    async def _refresh(self, job_id: str) -> Refresh:
+        job = await self.store.jobs.get(job_id)
+        if job is None:
+            return Refresh(Outcome.GONE)
+        if job.status is JobStatus.SUBMITTING:
+            return await self._recover_submit(job)
+        if job.status.finished:
+            return Refresh(Outcome.FINISHED)
+        if job.workflow_id is None or job.status is JobStatus.DRAFT:
+            return Refresh(Outcome.GONE)
+        if not await self._ready(job):
+            return Refresh(Outcome.PENDING)
+        session = await self.session_for(job)
+        self.refreshes += 1
+        workflow = await session.get(job.workflow_id)
+        return await self._apply(job, session, workflow)
+
+    async def _ready(self, job: Job) -> bool:
+        if await self.store.events.is_handled(job.id, THREAD_OPENED):
+            return True
+        return job.submitted_at is not None and self.clock.now() - job.submitted_at > THREAD_GRACE
+
+    async def _apply(self, job: Job, session: OrchestratorSession, workflow: Workflow) -> Refresh:
+        status = job_status(workflow, job.status)
+        state = stored_state(workflow)
+        fraction = progress(workflow, status)
+        now = replace(job, status=status, last_state=state, progress=fraction)
+        epochs_done = len(workflow.available_epochs())
+        card_moved = card_fingerprint(job.status, job.progress, job.last_state) != card_fingerprint(
+            status, fraction, state
+        )
+        posted, all_posted = await self._post_epochs(now, session, workflow)
+        told = all_posted
+        output = workflow.training_output()
+        if output is not None and output.under_review and not status.finished:
+            notice = Notice(now, NoticeKind.UNDER_REVIEW, MODERATION_UNDER_REVIEW)
+            told = await self._tell(notice, self._as_is(notice)) and told
+        changed = card_moved or posted > 0
+        if status.finished:
+            if told:
+                told = await self._end(now, session, workflow, epochs_done)
+            if not told:
+                return Refresh(Outcome.PENDING, changed)
+            await self._settle(job, workflow)
+            await self.store.jobs.update_state(job.id, status, state, fraction)
+            self._hints.pop(job.id, None)
+            return Refresh(Outcome.FINISHED, True)
+        await self.store.jobs.update_state(job.id, status, state, fraction)
+        if card_moved:
+            self.cards.request(now, epochs_done)
+        return Refresh(Outcome.RUNNING if told else Outcome.PENDING, changed)
+
+    async def _post_epochs(self, job: Job, session: OrchestratorSession, workflow: Workflow) -> tuple[int, bool]:
+        """Post every available epoch not posted yet, in order; (how many posted, all done)."""
+        available = workflow.available_epochs()
+        if not available:
+            return 0, True
+        done = {epoch.epoch_number for epoch in await self.store.epochs.posted_epochs(job.id)}
+        posted = 0
+        for epoch in available:
+            if epoch.epoch_number in done:
+                continue
+            try:
+                event = await self.files.epoch_ready(session, job, workflow, epoch)
+                message_id = await self.sink.post_epoch(event)
+            except Exception as exc:
+                # Later epochs wait too, so the thread stays in order.
+                log.warning("Could not post epoch %d of job %s yet: %s", epoch.epoch_number, job.id, exc,
+                            exc_info=not isinstance(exc, OrchestratorError))  # fmt: skip
+                return posted, False
+            await self.store.epochs.record_posted(job.id, epoch.epoch_number, message_id)
+            posted += 1
+        return posted, True
+
+    async def _end(self, job: Job, session: OrchestratorSession, workflow: Workflow, epochs_done: int) -> bool:
+        """Tell how the run ended (thread, DM) and show the final card; True when all is done."""
+        output = workflow.training_output()
+        moderation = output.moderation_status if output is not None else None
+        kind = NoticeKind(job.status.value)
+        explanation = None
+        if kind is not NoticeKind.SUCCEEDED:
+            step = workflow.training_step()
+            reasons = step.failure_reasons() if step is not None else []
+            reason = reasons[0] if reasons else self._hints.get(job.id)
+            explanation = explain_end(job.status.value, reason=reason, moderation=moderation)
+        notice = Notice(
+            job=job,
+            kind=kind,
+            explanation=explanation,
+            epochs=tuple(epoch.epoch_number for epoch in workflow.available_epochs()),
+            total_epochs=total_epochs(workflow, job),
+            final_cost=price_from_workflow(workflow),
+        )
+
+        async def with_grid() -> Notice:
+            if kind is not NoticeKind.SUCCEEDED:
+                return notice
+            return replace(notice, grid=await self.files.grid(session, job, workflow))
+
+        if not await self._tell(notice, with_grid):
+            return False
+        return await self._once(job.id, CARD_FINAL, lambda: self.cards.final(job, epochs_done))
+
+    @staticmethod
+    def _as_is(notice: Notice) -> Callable[[], Awaitable[Notice]]:
+        async def build() -> Notice:
+            return notice
+
+        return build
+
+    async def _tell(self, notice: Notice, build: Callable[[], Awaitable[Notice]]) -> bool:
+        """Post the notice in the thread, then DM the owner (if they want DMs), each once."""
+        job = notice.job
+        message_id: int | None = None
+        if not await self.store.events.is_handled(job.id, notice_key(notice.kind)):
+            try:
+                message_id = await self.sink.post_notice(await build())
+            except Exception as exc:
+                log.warning("Could not post the %s notice of job %s yet: %s", notice.kind, job.id, exc,
+                            exc_info=not isinstance(exc, OrchestratorError))  # fmt: skip
+                return False
+            await self.store.events.mark_handled(job.id, notice_key(notice.kind))
+        if not (await self.store.users.get(job.user_id)).dm_notify:
+            return True
+        return await self._once(job.id, dm_key(notice.kind), lambda: self.sink.send_dm(notice, message_id))
+
+    async def _once(self, job_id: str, key: str, action: Callable[[], Awaitable[None]]) -> bool:
+        """Run ``action`` unless ``key`` was handled; record it after it succeeded."""
+        if await self.store.events.is_handled(job_id, key):
+            return True
+        try:
+            await action()
+        except Exception as exc:
+            log.warning("Could not do %s for job %s yet: %s", key, job_id, exc)
+            return False
+        await self.store.events.mark_handled(job_id, key)
+        return True
+
+    async def _settle(self, job: Job, workflow: Workflow) -> None:
+        """Replace the submit-time price in the ledger by what the run really cost."""
+        transactions = workflow.transactions
+        if transactions is not None and transactions.items:
+            debits = sum(t.amount for t in transactions.items if (t.type or "").lower() == "debit")
+            credits = sum(t.amount for t in transactions.items if (t.type or "").lower() == "credit")
+            await self.store.ledger.settle(job.id, debits, credits)
+        elif workflow.cost is not None and workflow.cost.total is not None:
+            await self.store.ledger.settle(job.id, workflow.cost.total)
+
+    async def _show_card(self, job: Job, epochs_done: int) -> None:
+        await self.sink.show_card(job, epochs_done)
+
+    # --- a submit a crash interrupted ---------------------------------------------------------
+
+    async def _recover_submit(self, job: Job) -> Refresh:
+        """Find the workflow of a job left ``submitting`` by a crash, by the tag the submit set."""
+        age = self.clock.now() - job.updated_at
+        if age < SUBMIT_RECOVERY_AFTER:
+            return Refresh(Outcome.GONE)  # Confirm may still be at work (uploads take a while)
+        session = await self.session_for(job)
+        page = await session.list_by_tag(f"job-{job.id}", take=10)  # the tag TrainingService submits with
+        found = next((w for w in page.items if w.id and (w.external_id or "").endswith(job.external_id)), None)
+        if found is None or found.id is None:
+            if age > SUBMIT_GIVE_UP_AFTER:
+                log.warning("Job %s was left submitting and Civitai has no workflow for it: discarded", job.id)
+                await self.store.jobs.discard(job.id)
+            return Refresh(Outcome.GONE)
+        price = price_from_workflow(found) or job.price_quoted or job.price_estimate
+        submitted = await self.store.jobs.mark_submitted(job.id, found.id, price)
+        if submitted is None:
+            return Refresh(Outcome.GONE)
+        log.info("Recovered the submit of job %s (workflow %s) after a crash", job.id, found.id)
+        await self.sink.reopen(submitted)
+        return Refresh(Outcome.RUNNING, True)

@@ -1,0 +1,192 @@
+"""The persistent buttons and menu of a run's posts: Download epoch N, Train further, pick an epoch.
+
+They are ``DynamicItem``s: the job and the epoch live in the custom id (``ltb:dl:<job>:<n>``,
+``ltb:more:<job>:<n>``, ``ltb:dlsel:<job>``), so they work after any restart. A download link
+is made fresh at click time and shown only to the member who asked (signed URLs expire; a
+permanent message must never hold one). Only the job's owner and server admins may download.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import discord
+
+from bot.errors import UserFacingError
+from bot.jobs.epoch_files import EpochLink
+from bot.jobs.submission import JobNotFound
+from bot.services import Services
+from cogs.errors import report_error
+from storage.models import Job
+
+log = logging.getLogger(__name__)
+
+JOB = r"(?P<job>[A-Za-z0-9_-]{1,64})"
+EPOCH = r"(?P<n>[0-9]{1,3})"
+MAX_LINK_BUTTON_URL = 512  # Discord: a link button's URL holds at most 512 characters
+MAX_SELECT_OPTIONS = 25
+
+Button = discord.ui.Button[discord.ui.View]
+Select = discord.ui.Select[discord.ui.View]
+
+
+class NotAllowedToDownload(UserFacingError):
+    def __init__(self, owner_id: int) -> None:
+        super().__init__(
+            f"Only <@{owner_id}>, who trained this LoRA, and server admins (Manage Server) can download it.",
+            title="Not your LoRA",
+        )
+
+
+def services_of(interaction: discord.Interaction) -> Services:
+    services = getattr(interaction.client, "services", None)
+    if not isinstance(services, Services):
+        raise RuntimeError("the client has no services (not a TrainerBot?)")
+    return services
+
+
+def is_server_admin(interaction: discord.Interaction, job: Job) -> bool:
+    if interaction.guild_id != job.guild_id:
+        return False
+    permissions = interaction.permissions
+    return permissions.manage_guild or permissions.administrator
+
+
+async def job_for(interaction: discord.Interaction, job_id: str) -> Job:
+    """The job a button names, if it belongs where the button was pressed (or to the presser, in DMs)."""
+    job = await services_of(interaction).store.jobs.get(job_id)
+    if job is None:
+        raise JobNotFound()
+    if interaction.guild_id is not None and interaction.guild_id != job.guild_id:
+        raise JobNotFound()
+    return job
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "size unknown"
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MiB"
+    return f"{max(1, round(size / 1024))} KiB"
+
+
+def download_reply(job: Job, link: EpochLink) -> dict[str, Any]:
+    """The ephemeral answer: file name and size, and the link (a button when it fits in one)."""
+    until = f" It works until <t:{int(link.expires_at.timestamp())}:t>;" if link.expires_at else ""
+    content = (
+        f"**{link.filename}** · {_size(link.size)}\n"
+        f"Epoch {link.number} of **{job.name}**, ready to download.{until} ask again any time for a fresh link."
+    )
+    if job.simulated:
+        content += "\n🧪 SIMULATED: a small generated file, not a trained LoRA."
+    view = discord.ui.View()
+    if len(link.url) <= MAX_LINK_BUTTON_URL:
+        view.add_item(
+            discord.ui.Button(style=discord.ButtonStyle.link, url=link.url, label=f"Download epoch {link.number}")
+        )
+    else:
+        content += f"\n{link.url}"
+    return {"content": content[:2000], "view": view}
+
+
+async def send_download(interaction: discord.Interaction, job_id: str, number: int) -> None:
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        job = await job_for(interaction, job_id)
+        if interaction.user.id != job.user_id and not is_server_admin(interaction, job):
+            raise NotAllowedToDownload(job.user_id)
+        link = await services_of(interaction).tracker.fresh_link(job, number)
+        await interaction.followup.send(ephemeral=True, **download_reply(job, link))
+    except Exception as exc:
+        await report_error(interaction, exc)
+
+
+class DownloadEpochButton(discord.ui.DynamicItem[Button], template=rf"ltb:dl:{JOB}:{EPOCH}"):
+    def __init__(self, job_id: str, number: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=f"Download epoch {number}",
+                emoji="⬇️",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"ltb:dl:{job_id}:{number}",
+            )
+        )
+        self.job_id, self.number = job_id, number
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> DownloadEpochButton:
+        return cls(match["job"], int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await send_download(interaction, self.job_id, self.number)
+
+
+class TrainFurtherButton(discord.ui.DynamicItem[Button], template=rf"ltb:more:{JOB}:{EPOCH}"):
+    def __init__(self, job_id: str, number: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Train further from here",
+                emoji="🔁",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"ltb:more:{job_id}:{number}",
+            )
+        )
+        self.job_id, self.number = job_id, number
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> TrainFurtherButton:
+        return cls(match["job"], int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        from cogs.train_further import offer_continuation
+
+        await offer_continuation(interaction, self.job_id, self.number)
+
+
+class DownloadEpochSelect(discord.ui.DynamicItem[Select], template=rf"ltb:dlsel:{JOB}"):
+    def __init__(self, job_id: str, epochs: Sequence[int] = (), *, select: Select | None = None) -> None:
+        if select is None:
+            shown = list(epochs)[-MAX_SELECT_OPTIONS:]
+            select = discord.ui.Select(
+                custom_id=f"ltb:dlsel:{job_id}",
+                placeholder="Download an epoch…",
+                options=[discord.SelectOption(label=f"Epoch {n}", value=str(n), emoji="⬇️") for n in shown],
+            )
+        super().__init__(select)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> DownloadEpochSelect:
+        return cls(match["job"], select=item if isinstance(item, discord.ui.Select) else None)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        values = self.item.values
+        if not values or not values[0].isdigit():
+            await report_error(interaction, UserFacingError("Pick an epoch in the menu.", title="No epoch chosen"))
+            return
+        await send_download(interaction, self.job_id, int(values[0]))
+
+
+def epoch_view(job_id: str, number: int) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(DownloadEpochButton(job_id, number))
+    view.add_item(TrainFurtherButton(job_id, number))
+    return view
+
+
+def download_select(job_id: str, epochs: Sequence[int]) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(DownloadEpochSelect(job_id, epochs))
+    return view
+
+
+DYNAMIC_ITEMS = (DownloadEpochButton, TrainFurtherButton, DownloadEpochSelect)

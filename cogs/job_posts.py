@@ -1,0 +1,271 @@
+"""What the tracker says about a run, shown on Discord: card edits, epoch posts, the end, DMs.
+
+``DiscordJobSink`` implements the core's ``JobEventSink``. Everything is written by id
+(``get_partial_messageable``): archived threads are not in the cache, and a send unarchives
+them. A deleted thread or channel (10003), or one the bot may no longer post in, sends the post
+to the owner's DMs instead; when the DMs are closed too there is nowhere left, and that is
+logged, not retried. Every message carries the event's nonce so Discord drops a resend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.app import TrainerBot
+from bot.jobs.events import THREAD_GONE, EpochReady, Notice, NoticeKind, message_nonce
+from bot.render.shrink import shrink_to_fit
+from cogs.job_buttons import DYNAMIC_ITEMS, download_select, epoch_view
+from cogs.job_card import SIMULATED_BADGE, job_card_embed
+from cogs.job_thread import open_job_thread
+from cogs.replies import ERROR_COLOUR, INFO_COLOUR, OK_COLOUR
+from storage.models import Job
+
+log = logging.getLogger(__name__)
+
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file limit without boosts
+REQUEST_LIMIT = 25 * 1024 * 1024  # all files of one message together
+MAX_FILES = 10
+UNKNOWN_CHANNEL = 10003
+CANNOT_DM = 50007
+THREAD_LOCKED = 160005
+# Losing the thread or the right to post in it sends posts to the owner instead.
+FALLBACK_CODES = frozenset({UNKNOWN_CHANNEL, THREAD_LOCKED, 50001, 50013})
+
+Build = Callable[[], dict[str, Any]]
+
+
+def simulated_suffix(job: Job) -> str:
+    return f" · {SIMULATED_BADGE}" if job.simulated else ""
+
+
+def jump_url(job: Job, message_id: int | None) -> str | None:
+    channel = job.thread_id or job.card_channel_id
+    if channel is None:
+        return None
+    suffix = f"/{message_id}" if message_id else ""
+    return f"https://discord.com/channels/{job.guild_id}/{channel}{suffix}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class DiscordJobSink:
+    def __init__(self, bot: TrainerBot) -> None:
+        self.bot = bot
+
+    @property
+    def store(self) -> Any:
+        return self.bot.services.store
+
+    # --- the card -------------------------------------------------------------------------------
+
+    async def show_card(self, job: Job, epochs_done: int) -> None:
+        if job.card_channel_id is None or job.card_message_id is None:
+            return
+        channel = self.bot.get_partial_messageable(job.card_channel_id, guild_id=job.guild_id)
+        try:
+            await channel.get_partial_message(job.card_message_id).edit(
+                embed=job_card_embed(job, epochs_done=epochs_done)
+            )
+        except discord.NotFound:
+            log.info("The card of job %s was deleted; not editing it", job.id)
+
+    # --- posts ----------------------------------------------------------------------------------
+
+    async def post_epoch(self, event: EpochReady) -> int | None:
+        job = event.job
+        files = await asyncio.to_thread(self._shrunk_samples, event)
+        embed = discord.Embed(title=_clip(f"Epoch {event.number}/{event.total} · {job.name}", 256), colour=INFO_COLOUR)
+        if event.prompts:
+            lines = [f"{i}. {_clip(prompt, 300)}" for i, prompt in enumerate(event.prompts, 1)]
+            embed.description = _clip("**Sample prompts**\n" + "\n".join(lines), 3000)
+        if event.air:
+            embed.add_field(
+                name="Use it on Civitai",
+                value=f"`{event.air}`\nPaste this AIR into the `loras` field of a generation.",
+                inline=False,
+            )
+        if event.missing_samples:
+            embed.add_field(
+                name="Samples", value=f"{event.missing_samples} sample image(s) could not be fetched from Civitai."
+            )
+        embed.set_footer(text=f"Job {job.id}" + (" · SIMULATED: generated, not trained" if job.simulated else ""))
+
+        def build() -> dict[str, Any]:
+            return {
+                "content": f"**Epoch {event.number}/{event.total}**{simulated_suffix(job)}",
+                "embed": embed,
+                "files": [discord.File(io.BytesIO(data), filename=name) for name, data in files],
+                "view": epoch_view(job.id, event.number),
+            }
+
+        message = await self._post(job, event.key, build)
+        return message.id if message else None
+
+    def _shrunk_samples(self, event: EpochReady) -> list[tuple[str, bytes]]:
+        samples = event.samples[:MAX_FILES]
+        per_file = min(self._upload_limit(event.job), REQUEST_LIMIT // max(1, len(samples)) - 64 * 1024)
+        out = []
+        for sample in samples:
+            data, name = shrink_to_fit(sample.data, per_file, filename=sample.filename)
+            out.append((name, data))
+        return out
+
+    def _upload_limit(self, job: Job) -> int:
+        guild = self.bot.get_guild(job.guild_id)
+        return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
+
+    async def post_notice(self, notice: Notice) -> int | None:
+        job = notice.job
+        grid = None
+        if notice.grid is not None:
+            grid = await asyncio.to_thread(shrink_to_fit, notice.grid, self._upload_limit(job), filename="grid.png")
+        embed = self._notice_embed(notice, grid_name=grid[1] if grid else None)
+        view = download_select(job.id, notice.epochs) if notice.epochs else None
+
+        def build() -> dict[str, Any]:
+            kwargs: dict[str, Any] = {"content": self._headline(notice), "embed": embed}
+            if grid is not None:
+                kwargs["file"] = discord.File(io.BytesIO(grid[0]), filename=grid[1])
+            if view is not None:
+                kwargs["view"] = view
+            return kwargs
+
+        message = await self._post(job, f"notice:{notice.kind}", build)
+        return message.id if message else None
+
+    @staticmethod
+    def _headline(notice: Notice) -> str:
+        job = notice.job
+        if notice.kind is NoticeKind.SUCCEEDED:
+            text = f"✅ **{job.name}** finished training: {len(notice.epochs)} epochs to pick from."
+        elif notice.kind is NoticeKind.UNDER_REVIEW:
+            text = f"⏸️ **{job.name}** is waiting for a moderator."
+        else:
+            headline = notice.explanation.headline if notice.explanation else "The run stopped"
+            text = f"❌ **{job.name}**: {headline}."
+        return _clip(text, 1900) + simulated_suffix(job)
+
+    @staticmethod
+    def _notice_embed(notice: Notice, *, grid_name: str | None) -> discord.Embed:
+        job = notice.job
+        if notice.kind is NoticeKind.SUCCEEDED:
+            embed = discord.Embed(
+                title="Comparison grid",
+                colour=OK_COLOUR,
+                description="One row per epoch, one column per sample prompt. "
+                "Pick the epoch you like below to download it.",
+            )
+            if grid_name is not None:
+                embed.set_image(url=f"attachment://{grid_name}")
+        else:
+            explanation = notice.explanation
+            colour = INFO_COLOUR if notice.kind is NoticeKind.UNDER_REVIEW else ERROR_COLOUR
+            embed = discord.Embed(
+                title=_clip(explanation.headline if explanation else "The run stopped", 256),
+                description=explanation.detail if explanation else None,
+                colour=colour,
+            )
+            if explanation is not None:
+                embed.add_field(name="What to do", value=_clip(explanation.fix, 1024), inline=False)
+            if notice.epochs and notice.kind.ends_run:
+                done = ", ".join(str(n) for n in notice.epochs)
+                embed.add_field(
+                    name="Finished epochs",
+                    value=_clip(f"Epoch(s) {done} finished before the run stopped; you can still download them.", 1024),
+                    inline=False,
+                )
+        if notice.final_cost is not None and notice.kind.ends_run:
+            embed.add_field(
+                name="Cost", value=f"{notice.final_cost:,.0f} Buzz" + (" (simulated)" if job.simulated else "")
+            )
+        embed.set_footer(text=f"Job {job.id}" + (" · SIMULATED" if job.simulated else ""))
+        return embed
+
+    async def send_dm(self, notice: Notice, message_id: int | None) -> None:
+        job = notice.job
+        gone = await self.store.events.is_handled(job.id, THREAD_GONE)
+        link = None if gone else jump_url(job, message_id)
+        text = self._headline(notice)
+        if notice.explanation is not None:
+            text += f"\n{notice.explanation.fix}"
+        if link:
+            text += f"\nSee it here: {link}"
+        try:
+            dm = await self.bot.create_dm(discord.Object(job.user_id))
+            await dm.send(_clip(text, 2000), nonce=message_nonce(job.id, f"dm:{notice.kind}"))
+        except discord.Forbidden as exc:
+            if exc.code != CANNOT_DM:
+                raise
+            log.info("The owner of job %s does not accept DMs; saying so in the thread", job.id)
+            await self._dms_closed(job, notice)
+
+    async def _dms_closed(self, job: Job, notice: Notice) -> None:
+        if await self.store.events.is_handled(job.id, THREAD_GONE):
+            return  # the thread is gone and DMs are closed: nowhere left to say anything
+        content = (
+            f"<@{job.user_id}>, I couldn't send you a DM about this run because your DMs are closed to me. "
+            "Allow direct messages from server members to get them, or turn them off with "
+            "`/settings notify dm:off`."
+        )
+
+        def build() -> dict[str, Any]:
+            return {
+                "content": content,
+                "allowed_mentions": discord.AllowedMentions(users=[discord.Object(job.user_id)]),
+            }
+
+        await self._post(job, f"dm-closed:{notice.kind}", build, fall_back=False)
+
+    async def reopen(self, job: Job) -> None:
+        await open_job_thread(self.bot, self.bot.services.store, job)
+
+    # --- where posts go -------------------------------------------------------------------------
+
+    async def _post(self, job: Job, key: str, build: Build, *, fall_back: bool = True) -> discord.Message | None:
+        """Post in the job's thread (else its card's channel), or to the owner when that is gone."""
+        nonce = message_nonce(job.id, key)
+        channel_id = job.thread_id or job.card_channel_id
+        if channel_id is not None and not await self.store.events.is_handled(job.id, THREAD_GONE):
+            channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
+            try:
+                return await channel.send(nonce=nonce, **build())
+            except discord.HTTPException as exc:
+                if exc.code not in FALLBACK_CODES:
+                    raise
+                log.info("Cannot post in the thread of job %s (%s); sending to its owner", job.id, exc.code)
+                if exc.code == UNKNOWN_CHANNEL:
+                    await self.store.events.mark_handled(job.id, THREAD_GONE)
+        if not fall_back:
+            return None
+        return await self._to_owner(job, key, build)
+
+    async def _to_owner(self, job: Job, key: str, build: Build) -> discord.Message | None:
+        kwargs = build()
+        note = "Your job thread is gone, so I'm posting here instead.\n"
+        kwargs["content"] = _clip(note + str(kwargs.get("content") or ""), 2000)
+        try:
+            dm = await self.bot.create_dm(discord.Object(job.user_id))
+            return await dm.send(nonce=message_nonce(job.id, f"owner:{key}"), **kwargs)
+        except discord.Forbidden as exc:
+            if exc.code != CANNOT_DM:
+                raise
+            log.warning("Job %s: its thread is gone and its owner's DMs are closed; %s not shown", job.id, key)
+            return None
+
+
+async def setup(bot: commands.Bot) -> None:
+    if not isinstance(bot, TrainerBot):
+        raise RuntimeError("cogs.job_posts needs the TrainerBot (its services)")
+    bot.add_dynamic_items(*DYNAMIC_ITEMS)
+    tracker = bot.services.tracker
+    tracker.attach(DiscordJobSink(bot))
+    await tracker.start()
