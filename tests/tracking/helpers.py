@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import struct
@@ -81,6 +82,27 @@ def simulator(bot: TrainerBot) -> Simulator:
     sim = bot.services.orchestrator.simulator
     assert sim is not None, "the bot runs against its in-process simulator"
     return sim
+
+
+async def advance(sim: Simulator, seconds: float, step: float = 2.0) -> None:
+    """Move a stopped simulator's time on in small steps: each stage of a run waits relative to
+    when it started, so one big jump would only finish the stage in progress."""
+    while seconds > 0:
+        await sim.advance(min(step, seconds))
+        seconds -= step
+
+
+async def finished(bot: TrainerBot, job_id: str, within: float = 10.0) -> Job:
+    """The job once the tracker stored its end (it does so last, after every post and DM)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        job = await bot.services.store.jobs.get(job_id)
+        assert job is not None
+        if job.status.finished:
+            return job
+        assert loop.time() < deadline, f"job {job_id} still {job.status} after {within} s"
+        await asyncio.sleep(0.02)
 
 
 def is_epoch(message: Message) -> bool:

@@ -14,10 +14,10 @@ from tests.tracking.helpers import (
     PROMPTS,
     PUBLIC_URL,
     epoch_messages,
+    finished,
     image_size,
     is_epoch,
     safetensors_header,
-    simulator,
     start_run,
 )
 
@@ -68,9 +68,8 @@ async def test_a_ten_epoch_run_posts_every_epoch_once_then_the_grid_and_one_dm(
             assert response.status_code == 200
             assert safetensors_header(response.content)["__metadata__"]["ss_epoch"] == str(number)
 
-        await simulator(bot).settle()
-        stored = await bot.services.store.jobs.get(job.id)
-        assert stored is not None and stored.status is JobStatus.SUCCEEDED
+        stored = await finished(bot, job.id)
+        assert stored.status is JobStatus.SUCCEEDED
         card = stage.messages[stored.card_message_id or 0]
         assert "Finished" in card.text and "100%" in card.text and "epoch 10/10" in card.text
         # Nothing more arrives: one message per epoch, one final message, one DM.

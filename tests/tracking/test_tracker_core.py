@@ -22,7 +22,7 @@ from bot.jobs.events import EpochReady, Notice, NoticeKind
 from bot.jobs.tracker import Outcome, PollSchedule, Tracker
 from bot.services import Services
 from storage.models import Job, JobStatus
-from tests.tracking.helpers import PROMPTS, submit
+from tests.tracking.helpers import PROMPTS, advance, submit
 
 GUILD, USER, CHANNEL = 1, 10, 100
 # Simulated seconds (default timings, 200 steps, 10 epochs, 2 prompts): the run starts training
@@ -32,13 +32,6 @@ START, PER_EPOCH = 42.0, 38.0
 
 def until_epoch(n: int) -> float:
     return START + PER_EPOCH * n + 0.5
-
-
-async def advance(simulator: Simulator, seconds: float, step: float = 2.0) -> None:
-    """Move simulated time on in small steps: each stage of a run waits relative to its start."""
-    while seconds > 0:
-        await simulator.advance(min(step, seconds))
-        seconds -= step
 
 
 @dataclass
