@@ -192,8 +192,9 @@ class DiscordJobSink:
 
     async def send_dm(self, notice: Notice, message_id: int | None) -> None:
         job = notice.job
-        gone = await self.store.events.is_handled(job.id, THREAD_GONE)
-        link = None if gone else jump_url(job, message_id)
+        if await self.store.events.is_handled(job.id, THREAD_GONE):
+            return  # with the thread gone, the notice itself went to these DMs
+        link = jump_url(job, message_id)
         text = self._headline(notice)
         if notice.explanation is not None:
             text += f"\n{notice.explanation.fix}"

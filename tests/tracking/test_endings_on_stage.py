@@ -1,0 +1,117 @@
+"""How runs end, and where posts go when Discord gets in the way: each gives the promised message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cogs.job_card import status_label
+from storage.models import JobStatus
+from tests.stage import Message, Stage, StageMember
+from tests.stage.bots import bot_in_process
+from tests.tracking.helpers import FAST, PUBLIC_URL, epoch_messages, finished, is_epoch, simulator, start_run
+
+
+def says(*words: str) -> Callable[[Message], bool]:
+    return lambda m: all(w in m.text for w in words)
+
+
+def is_final(message: Message) -> bool:
+    return "finished training" in message.content
+
+
+async def test_closed_dms_are_said_in_the_thread(stage: Stage, alice: StageMember, tmp_path: Path) -> None:
+    stage.faults.close_dms(alice)
+    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=2, steps=40)
+        await stage.wait_message(thread, is_final)
+        notice = await stage.wait_message(thread, says("couldn't send you a DM", "/settings notify"))
+        assert f"<@{alice.id}>" in notice.content
+        assert (await finished(bot, job.id)).status is JobStatus.SUCCEEDED
+        assert stage.messages_in(alice.in_dm().channel) == []
+
+
+async def test_an_archived_thread_is_written_to_by_id_and_reopens(
+    stage: Stage, alice: StageMember, tmp_path: Path
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+        simulator(bot).speed = 100
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=3, steps=60)
+        await stage.wait_message(thread, is_epoch)
+        await stage.faults.archive(thread)
+        await stage.wait_message(thread, is_final)
+        assert not thread.archived
+        assert len(epoch_messages(stage, thread)) == 3
+        await finished(bot, job.id)
+
+
+async def test_a_deleted_thread_sends_the_rest_of_the_run_to_dms(
+    stage: Stage, alice: StageMember, tmp_path: Path
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+        simulator(bot).speed = 100
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=3, steps=60)
+        await stage.wait_message(thread, is_epoch)
+        await stage.faults.delete_channel(thread)
+        final = await alice.wait_dm(lambda m: "finished training" in m.content and "thread is gone" in m.content)
+        assert final.selects and stage.files(final)["grid.png"]
+        await finished(bot, job.id)
+        dms = stage.messages_in(alice.in_dm().channel)
+        moved = [m for m in dms if "**Epoch " in m.content]
+        assert moved and all("thread is gone" in m.content and stage.files(m) for m in moved)
+        # Epoch 1 went to the thread before it was deleted; every later one went to DMs, once.
+        assert len(moved) + 1 == 3
+        # The end notice: in DMs instead of the thread, and no extra DM pointing at the dead thread.
+        assert len([m for m in dms if "finished training" in m.content]) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "words"),
+    [
+        ("rejected", JobStatus.FAILED, ("failed content moderation", "Replace the flagged images")),
+        ("fail_at_epoch", JobStatus.FAILED, ("took too long", "fewer steps", "Epoch(s) 1, 2 finished")),
+        ("expire", JobStatus.EXPIRED, ("expired in the queue", "Submit it again")),
+        ("cancel", JobStatus.CANCELED, ("was cancelled", "/train flux1")),
+    ],
+)
+async def test_a_run_that_ends_badly_is_explained_with_the_fix_in_the_thread_and_dms(
+    stage: Stage, alice: StageMember, tmp_path: Path, fault: str, status: JobStatus, words: tuple[str, ...]
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", public_url=PUBLIC_URL, **FAST) as bot:
+        sim = simulator(bot)
+        if fault == "rejected":
+            sim.faults.moderation("rejected")
+        elif fault == "fail_at_epoch":
+            sim.faults.fail_at_epoch(3, reason="timeout")
+        elif fault == "expire":
+            sim.faults.expire()
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=4, steps=80)
+        if fault == "cancel":
+            await stage.wait_message(thread, is_epoch)
+            assert job.workflow_id is not None
+            sim.cancel(sim.record(job.workflow_id))
+
+        notice = await stage.wait_message(thread, says(*words))
+        assert notice.content.startswith("❌") and "SIMULATED" in notice.content
+        dm = await alice.wait_dm()
+        assert words[0] in dm.content and f"/{thread.id}/{notice.id}" in dm.content
+        stored = await finished(bot, job.id)
+        assert stored.status is status
+        assert status_label(status) in stage.messages[stored.card_message_id or 0].text
+
+
+async def test_a_run_held_for_review_says_so_then_carries_on(stage: Stage, alice: StageMember, tmp_path: Path) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+        sim = simulator(bot)
+        sim.faults.moderation("underReview")
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=2, steps=40)
+        held = await stage.wait_message(thread, says("held for review", "continues by itself"))
+        assert held.content.startswith("⏸️")
+        await alice.wait_dm(lambda m: "waiting for a moderator" in m.content)
+        assert job.workflow_id is not None
+        sim.review(job.workflow_id, approve=True)
+        await stage.wait_message(thread, is_final)
+        assert (await finished(bot, job.id)).status is JobStatus.SUCCEEDED
+        assert len([m for m in stage.messages_in(thread) if "held for review" in m.text]) == 1
