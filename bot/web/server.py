@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bot.config import Settings, ensure_secret_key
 from bot.hooks import verify_hook_secret
+from bot.logging_setup import job_context
 from bot.metrics import CONTENT_TYPE, BotMetrics
 from bot.web.access_log import RedactingAccessLogger
 from bot.web.protocols import DatasetFiles, DeliveryOutcome, HookSink
@@ -207,7 +208,8 @@ class WebServer:
 
     async def _run_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         try:
-            await self.hooks.on_callback(job_id, payload)
+            with job_context(job_id=job_id):
+                await self.hooks.on_callback(job_id, payload)
         except Exception:
             # The reconcile pass will catch the job up; the orchestrator already got its 200.
             log.exception("Handling the callback for job %s failed", job_id)
