@@ -207,12 +207,12 @@ class WebServer:
         task.add_done_callback(self._callbacks.discard)
 
     async def _run_callback(self, job_id: str, payload: dict[str, Any]) -> None:
-        try:
-            with job_context(job_id=job_id):
+        with job_context(job_id=job_id):
+            try:
                 await self.hooks.on_callback(job_id, payload)
-        except Exception:
-            # The reconcile pass will catch the job up; the orchestrator already got its 200.
-            log.exception("Handling the callback for job %s failed", job_id)
+            except Exception:
+                # The reconcile pass will catch the job up; the orchestrator already got its 200.
+                log.exception("Handling the callback for job %s failed", job_id)
 
     # -- datasets ----------------------------------------------------------------------------
 
