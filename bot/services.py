@@ -76,7 +76,9 @@ class Services:
             )
             if web is not None:
                 stack.push_async_callback(web.stop)
-            orchestrator = await start_orchestrator(settings, store, web_base_url=web.base_url if web else None)
+            orchestrator = await start_orchestrator(
+                settings, store, web_base_url=web.base_url if web else None, metrics=metrics.count_orchestrator_call
+            )
             stack.push_async_callback(orchestrator.close)
             training = TrainingService(
                 settings=settings,

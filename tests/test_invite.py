@@ -37,7 +37,9 @@ def test_invite_url_has_the_client_id_scopes_and_permissions() -> None:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     assert (parts.scheme, parts.netloc, parts.path) == ("https", "discord.com", "/oauth2/authorize")
-    assert query == {"client_id": ["1234567890"], "scope": ["bot applications.commands"], "permissions": [str(PERMISSIONS)]}
+    assert query == {
+        "client_id": ["1234567890"], "scope": ["bot applications.commands"], "permissions": [str(PERMISSIONS)]
+    }
     assert SCOPES == ("bot", "applications.commands")
     # The same link discord.py would build.
     assert url == discord.utils.oauth_url(1234567890, permissions=discord.Permissions(PERMISSIONS), scopes=SCOPES)

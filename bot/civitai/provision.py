@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.civitai.client import OrchestratorClient
+from bot.civitai.client import CallMetrics, OrchestratorClient
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode, Settings
 from storage import Store
@@ -40,10 +40,12 @@ async def wants_simulation(settings: Settings, store: Store) -> bool:
     return settings.civitai_token is None and not await store.guilds.any_server_token()
 
 
-async def start_orchestrator(settings: Settings, store: Store, *, web_base_url: str | None) -> Orchestrator:
+async def start_orchestrator(
+    settings: Settings, store: Store, *, web_base_url: str | None, metrics: CallMetrics | None = None
+) -> Orchestrator:
     if not await wants_simulation(settings, store):
         log.info("Using the Civitai orchestrator at %s", settings.orchestrator_url)
-        return Orchestrator(OrchestratorClient(settings.orchestrator_url), None)
+        return Orchestrator(OrchestratorClient(settings.orchestrator_url, metrics=metrics), None)
     simulator = Simulator(speed=settings.simulator_speed, accept_any_token=True)
     base_url = await simulator.start("127.0.0.1", 0)
     if settings.public_url and web_base_url:
@@ -55,4 +57,4 @@ async def start_orchestrator(settings: Settings, store: Store, *, web_base_url: 
         "against the built-in simulator at %s. Nothing is charged and results are generated.",
         base_url,
     )
-    return Orchestrator(OrchestratorClient(base_url), simulator)
+    return Orchestrator(OrchestratorClient(base_url, metrics=metrics), simulator)
