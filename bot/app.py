@@ -37,6 +37,8 @@ def point_discord_at(settings: Settings) -> None:
 
 class TrainerBot(commands.Bot):
     def __init__(self, settings: Settings, services: Services | None = None) -> None:
+        # The bot never joins voice: spare operators discord.py's warnings about voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None)

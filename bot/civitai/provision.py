@@ -52,9 +52,15 @@ async def start_orchestrator(
         # The simulator runs beside the bot: reach PUBLIC_URL's host (hosted datasets,
         # callbacks) directly on the embedded web server instead of through the internet.
         simulator.route_host(urlsplit(settings.public_url).hostname or "", web_base_url)
+    why = (
+        "CIVITAI_MODE=simulate"
+        if settings.civitai_mode is CivitaiMode.SIMULATE
+        else "no Civitai token is configured (CIVITAI_TOKEN or a server token)"
+    )
     log.warning(
-        "SIMULATED mode: no Civitai token is configured (or CIVITAI_MODE=simulate), so training runs "
-        "against the built-in simulator at %s. Nothing is charged and results are generated.",
+        "SIMULATED mode (%s): training runs against the built-in orchestrator simulator at %s. Nothing is "
+        "charged and results are generated; every job says SIMULATED. Set CIVITAI_TOKEN to train for real.",
+        why,
         base_url,
     )
     return Orchestrator(OrchestratorClient(base_url, metrics=metrics), simulator)
