@@ -190,3 +190,10 @@ def test_settings_that_cannot_work_together_are_named() -> None:
     for named in ("HTTP_PORT is 0", "MIN_IMAGES (10) is above MAX_IMAGES (5)", "LOG_LEVEL 'LOUD'", "ORCHESTRATOR_URL"):
         assert named in problems
     assert settings_problems(Settings(_env_file=None)) == []  # type: ignore[call-arg]
+
+
+async def test_settings_that_do_not_load_are_reported_without_a_traceback(tmp_path: Path) -> None:
+    code, output = await doctor(tmp_path, {"DISCORD_TOKEN": "x" * 20, "HTTP_PORT": "not-a-port"})
+    assert code == 1
+    assert lines_marked(output, "✗")[0].startswith("✗ Settings: HTTP_PORT:")
+    assert "Traceback" not in output
