@@ -17,15 +17,13 @@ import discord
 
 from bot.errors import UserFacingError
 from bot.jobs.epoch_files import EpochLink
-from bot.jobs.submission import JobNotFound
-from bot.services import Services
 from cogs.errors import report_error
+from cogs.job_access import EPOCH, JOB, is_server_admin, job_for, services_of
+from cogs.train_further import FURTHER_ITEMS, TrainFurtherButton
 from storage.models import Job
 
 log = logging.getLogger(__name__)
 
-JOB = r"(?P<job>[A-Za-z0-9_-]{1,64})"
-EPOCH = r"(?P<n>[0-9]{1,3})"
 MAX_LINK_BUTTON_URL = 512  # Discord: a link button's URL holds at most 512 characters
 MAX_SELECT_OPTIONS = 25
 
@@ -39,30 +37,6 @@ class NotAllowedToDownload(UserFacingError):
             f"Only <@{owner_id}>, who trained this LoRA, and server admins (Manage Server) can download it.",
             title="Not your LoRA",
         )
-
-
-def services_of(interaction: discord.Interaction) -> Services:
-    services = getattr(interaction.client, "services", None)
-    if not isinstance(services, Services):
-        raise RuntimeError("the client has no services (not a TrainerBot?)")
-    return services
-
-
-def is_server_admin(interaction: discord.Interaction, job: Job) -> bool:
-    if interaction.guild_id != job.guild_id:
-        return False
-    permissions = interaction.permissions
-    return permissions.manage_guild or permissions.administrator
-
-
-async def job_for(interaction: discord.Interaction, job_id: str) -> Job:
-    """The job a button names, if it belongs where the button was pressed (or to the presser, in DMs)."""
-    job = await services_of(interaction).store.jobs.get(job_id)
-    if job is None:
-        raise JobNotFound()
-    if interaction.guild_id is not None and interaction.guild_id != job.guild_id:
-        raise JobNotFound()
-    return job
 
 
 def _size(size: int | None) -> str:
@@ -126,30 +100,6 @@ class DownloadEpochButton(discord.ui.DynamicItem[Button], template=rf"ltb:dl:{JO
         await send_download(interaction, self.job_id, self.number)
 
 
-class TrainFurtherButton(discord.ui.DynamicItem[Button], template=rf"ltb:more:{JOB}:{EPOCH}"):
-    def __init__(self, job_id: str, number: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Train further from here",
-                emoji="🔁",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"ltb:more:{job_id}:{number}",
-            )
-        )
-        self.job_id, self.number = job_id, number
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> TrainFurtherButton:
-        return cls(match["job"], int(match["n"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        from cogs.train_further import offer_continuation
-
-        await offer_continuation(interaction, self.job_id, self.number)
-
-
 class DownloadEpochSelect(discord.ui.DynamicItem[Select], template=rf"ltb:dlsel:{JOB}"):
     def __init__(self, job_id: str, epochs: Sequence[int] = (), *, select: Select | None = None) -> None:
         if select is None:
@@ -189,4 +139,4 @@ def download_select(job_id: str, epochs: Sequence[int]) -> discord.ui.View:
     return view
 
 
-DYNAMIC_ITEMS = (DownloadEpochButton, TrainFurtherButton, DownloadEpochSelect)
+DYNAMIC_ITEMS = (DownloadEpochButton, DownloadEpochSelect, *FURTHER_ITEMS)
