@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,15 @@ async def advance(sim: Simulator, seconds: float, step: float = 2.0) -> None:
     while seconds > 0:
         await sim.advance(min(step, seconds))
         seconds -= step
+
+
+async def eventually(condition: Callable[[], object], what: str, within: float = 10.0) -> None:
+    """Wait until ``condition()`` is true (for state the stage does not announce)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
 
 
 async def finished(bot: TrainerBot, job_id: str, within: float = 10.0) -> Job:

@@ -7,7 +7,6 @@ none twice, and the card ends right.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from cogs.job_card import status_label
 from storage.models import JobStatus
 from tests.stage import Stage, StageMember
 from tests.stage.bots import BotProcess, bot_in_process
-from tests.tracking.helpers import PUBLIC_URL, epoch_messages, start_run
+from tests.tracking.helpers import PUBLIC_URL, epoch_messages, eventually, start_run
 
 TOKEN = "operator-token"
 EPOCHS = 6
@@ -43,14 +42,6 @@ def bot_port(process: BotProcess) -> int:
     ports = LISTENING.findall(process.log_path.read_text(errors="replace"))
     assert ports, f"no web server port in the log:\n{process.log_tail()}"
     return int(ports[-1])
-
-
-async def wait_until(condition: object, what: str, within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not condition():  # type: ignore[operator]
-        assert loop.time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_killed_bot_catches_up_every_missed_epoch_once(
@@ -89,7 +80,7 @@ async def test_a_killed_bot_catches_up_every_missed_epoch_once(
 
         await process.kill()
         # The run goes on; its callbacks find nobody.
-        await wait_until(lambda: sum(e.available for e in record.epochs) >= 4, "epochs while the bot is dead")
+        await eventually(lambda: sum(e.available for e in record.epochs) >= 4, "epochs while the bot is dead")
         sim.speed = 0
         await sim.settle()
         failed = [d for d in sim.callbacks.deliveries if d.status is None]

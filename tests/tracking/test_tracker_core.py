@@ -22,7 +22,7 @@ from bot.jobs.events import EpochReady, Notice, NoticeKind
 from bot.jobs.tracker import Outcome, PollSchedule, Tracker
 from bot.services import Services
 from storage.models import Job, JobStatus
-from tests.tracking.helpers import PROMPTS, advance, submit
+from tests.tracking.helpers import PROMPTS, advance, eventually, submit
 
 GUILD, USER, CHANNEL = 1, 10, 100
 # Simulated seconds (default timings, 200 steps, 10 epochs, 2 prompts): the run starts training
@@ -154,14 +154,16 @@ async def test_each_epoch_and_the_end_are_told_once_across_failures_and_a_restar
         Image.open(io.BytesIO(sample.data)).verify()
     assert [p.epoch_number for p in await services.store.epochs.posted_epochs(job.id)] == [1, 2, 3]
 
-    # A restart: a new tracker on the same database repeats nothing.
+    # A restart: a new tracker on the same database repeats nothing. (Callback mode and slow
+    # retries, so that nothing but this test makes it refresh.)
     await tracker.stop()
     restarted = Tracker(
-        settings=services.settings,
+        settings=services.settings.model_copy(update={"public_url": "https://bot.test"}),
         store=services.store,
         secretbox=services.secretbox,
         client=services.orchestrator.client,
         clock=services.clock,
+        schedule=PollSchedule(delays=(), interval=600),
     )
     sink2 = RecordingSink()
     restarted.attach(sink2)
@@ -268,11 +270,13 @@ async def test_polling_long_polls_so_a_change_is_seen_before_the_wait_ends(servi
     tracker = await started(services, sink)
     tracker.schedule = PollSchedule(delays=(5.0,), interval=5.0)  # long-polls of 5 s
     job = await opened_job(services, tmp_path)
+    await advance(sim(services), until_epoch(1) - 2)  # the next step of time brings epoch 1, one change
     tracker.follow(job.id)
-    await asyncio.sleep(0.3)  # the first refresh happened, a long-poll is waiting
+    await eventually(lambda: tracker.refreshes > 0, "the first refresh")
+    await asyncio.sleep(0.2)  # the first refresh is done; a long-poll is waiting for a change
     loop = asyncio.get_running_loop()
     started_at = loop.time()
-    await advance(sim(services), until_epoch(1))
+    await advance(sim(services), 2)
     while not sink.epochs:
         await asyncio.sleep(0.01)
         assert loop.time() - started_at < 3, "the long-poll did not return on the change"
@@ -282,3 +286,25 @@ async def test_polling_long_polls_so_a_change_is_seen_before_the_wait_ends(servi
 def test_the_poll_schedule_backs_off_then_stays_at_its_interval() -> None:
     schedule = PollSchedule()
     assert [schedule.delay(n) for n in range(6)] == [2.0, 5.0, 10.0, 15.0, 30.0, 30.0]
+
+
+async def test_closing_does_not_wait_out_a_long_poll(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "own",
+        civitai_mode=CivitaiMode.SIMULATE,
+        http_host="127.0.0.1",
+        http_port=0,
+        poll_delays_seconds=(30.0,),  # long-polls of 30 s
+    )
+    own = await Services.start(settings)
+    sim(own).speed = 0
+    await started(own, RecordingSink())
+    job = await opened_job(own, tmp_path)
+    own.tracker.follow(job.id)
+    await eventually(lambda: own.tracker.refreshes > 0, "the first refresh")
+    await asyncio.sleep(0.2)  # the poller is in its long-poll now
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await own.close()
+    assert loop.time() - began < 3

@@ -77,6 +77,7 @@ class Simulator:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self.app = build_app(self)
+        self.app.on_shutdown.append(self._end_long_polls)
         self.app.on_cleanup.append(self._on_cleanup)
 
     # --- time -----------------------------------------------------------------------------------
@@ -238,6 +239,11 @@ class Simulator:
             self._runner = None
         else:
             await self._on_cleanup(self.app)
+
+    async def _end_long_polls(self, _app: web.Application) -> None:
+        """Answer held ``wait`` requests now: stopping must not wait out a client's long-poll."""
+        for rec in self._records.values():
+            rec.touch()
 
     async def _on_cleanup(self, _app: web.Application) -> None:
         for _run, task in self._runs.values():
