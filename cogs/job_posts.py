@@ -12,19 +12,20 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import discord
 from discord.ext import commands
 
 from bot.app import TrainerBot
-from bot.jobs.events import THREAD_GONE, EpochReady, Notice, NoticeKind, message_nonce
+from bot.jobs.events import THREAD_GONE, EpochReady, Notice, NoticeKind, SampleImage, message_nonce
 from bot.render.shrink import shrink_to_fit
 from cogs.job_buttons import DYNAMIC_ITEMS, download_select, epoch_view
 from cogs.job_card import SIMULATED_BADGE, job_card_embed
 from cogs.job_thread import open_job_thread
 from cogs.replies import ERROR_COLOUR, INFO_COLOUR, OK_COLOUR
+from storage import Store
 from storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ def jump_url(job: Job, message_id: int | None) -> str | None:
     return f"https://discord.com/channels/{job.guild_id}/{channel}{suffix}"
 
 
+def shrink_all(samples: Sequence[SampleImage], limit: int) -> list[tuple[str, bytes]]:
+    """``(filename, bytes)`` of each sample, re-encoded smaller when over the upload limit."""
+    out = []
+    for sample in samples:
+        data, name = shrink_to_fit(sample.data, limit, filename=sample.filename)
+        out.append((name, data))
+    return out
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -62,7 +72,7 @@ class DiscordJobSink:
         self.bot = bot
 
     @property
-    def store(self) -> Any:
+    def store(self) -> Store:
         return self.bot.services.store
 
     # --- the card -------------------------------------------------------------------------------
@@ -82,7 +92,9 @@ class DiscordJobSink:
 
     async def post_epoch(self, event: EpochReady) -> int | None:
         job = event.job
-        files = await asyncio.to_thread(self._shrunk_samples, event)
+        samples = event.samples[:MAX_FILES]
+        per_file = min(self._upload_limit(job), REQUEST_LIMIT // max(1, len(samples)) - 64 * 1024)
+        files = await asyncio.to_thread(shrink_all, samples, per_file)
         embed = discord.Embed(title=_clip(f"Epoch {event.number}/{event.total} · {job.name}", 256), colour=INFO_COLOUR)
         if event.prompts:
             lines = [f"{i}. {_clip(prompt, 300)}" for i, prompt in enumerate(event.prompts, 1)]
@@ -109,15 +121,6 @@ class DiscordJobSink:
 
         message = await self._post(job, event.key, build)
         return message.id if message else None
-
-    def _shrunk_samples(self, event: EpochReady) -> list[tuple[str, bytes]]:
-        samples = event.samples[:MAX_FILES]
-        per_file = min(self._upload_limit(event.job), REQUEST_LIMIT // max(1, len(samples)) - 64 * 1024)
-        out = []
-        for sample in samples:
-            data, name = shrink_to_fit(sample.data, per_file, filename=sample.filename)
-            out.append((name, data))
-        return out
 
     def _upload_limit(self, job: Job) -> int:
         guild = self.bot.get_guild(job.guild_id)
@@ -227,7 +230,7 @@ class DiscordJobSink:
         await self._post(job, f"dm-closed:{notice.kind}", build, fall_back=False)
 
     async def reopen(self, job: Job) -> None:
-        await open_job_thread(self.bot, self.bot.services.store, job)
+        await open_job_thread(self.bot, self.store, job)
 
     # --- where posts go -------------------------------------------------------------------------
 

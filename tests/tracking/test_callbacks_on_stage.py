@@ -48,8 +48,15 @@ async def test_a_wrong_secret_gets_404_and_a_forged_body_only_causes_a_refresh(
         sim = simulator(bot)
         sim.speed = 0
         job, thread = await start_run(bot, stage, alice, tmp_path, epochs=3)
-        await advance(sim, 45)  # training now, no epoch yet
+        card_id = (await bot.services.store.jobs.get(job.id)).card_message_id  # type: ignore[union-attr]
+        # The card follows: the queue while scheduled, then progress and an ETA while training.
+        await advance(sim, 14)
         await bot.services.tracker.refresh(job.id)
+        await stage.wait_message("general", lambda m: m.id == card_id and "run(s) ahead" in m.text)
+        await advance(sim, 31)  # training now, no epoch yet
+        await bot.services.tracker.refresh(job.id)
+        card = await stage.wait_message("general", lambda m: m.id == card_id and "Training" in m.text)
+        assert "finishes <t:" in card.text and ":R>" in card.text and "%" in card.text
         assert bot.services.web is not None
         hooks = f"{bot.services.web.base_url}/hooks/civitai/{job.id}"
         forged = {"$type": "workflow", "workflowId": job.workflow_id, "status": "succeeded"}
