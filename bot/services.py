@@ -16,10 +16,13 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from bot.accounts import AccountService
+from bot.audit import AuditTrail
 from bot.civitai.provision import Orchestrator, start_orchestrator
 from bot.clock import Clock
 from bot.config import Settings, ensure_secret_key
 from bot.dataset.store import DatasetStore
+from bot.jobs.cancel import JobCanceller
 from bot.jobs.policy import Cooldowns
 from bot.jobs.submission import TrainingService
 from bot.logging_setup import register_secret
@@ -54,6 +57,9 @@ class Services:
     orchestrator: Orchestrator
     training: TrainingService
     cooldowns: Cooldowns
+    audit: AuditTrail  # store + log-channel lines for setting changes, submits, cancels, failures
+    canceller: JobCanceller
+    accounts: AccountService  # Civitai tokens of members and servers; forgetting a member
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -89,6 +95,23 @@ class Services:
                 hook_key=derived_key(secret_key, "hook-secrets"),
                 simulated=orchestrator.simulated,
             )
+            audit = AuditTrail(store)
+            stack.push_async_callback(audit.close)
+            canceller = JobCanceller(
+                store=store,
+                secretbox=secretbox,
+                orchestrator=orchestrator.client,
+                operator_token=settings.civitai_token,
+                audit=audit,
+            )
+            accounts = AccountService(
+                store=store,
+                secretbox=secretbox,
+                orchestrator=orchestrator.client,
+                audit=audit,
+                canceller=canceller,
+                datasets=datasets,
+            )
             services = cls(
                 settings=settings,
                 store=store,
@@ -100,6 +123,9 @@ class Services:
                 orchestrator=orchestrator,
                 training=training,
                 cooldowns=Cooldowns(clock),
+                audit=audit,
+                canceller=canceller,
+                accounts=accounts,
             )
             stack.pop_all()  # started: from now on close() owns the shutdown
         return services
@@ -111,6 +137,7 @@ class Services:
     async def close(self) -> None:
         """Stop taking callbacks first, then the orchestrator client, then the database."""
         try:
+            await self.audit.close()
             if self.web is not None:
                 await self.web.stop()
             with contextlib.suppress(Exception):

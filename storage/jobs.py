@@ -330,6 +330,11 @@ class JobRepository:
         """Jobs counted against the per-member concurrency limit."""
         return await self.count(guild_id=guild_id, user_id=user_id, status=ACTIVE_STATUSES)
 
+    async def uses_dataset(self, digest: str) -> bool:
+        """Whether any job still refers to the dataset ``digest``."""
+        row = await self.db.one("SELECT EXISTS (SELECT 1 FROM jobs WHERE dataset_digest = ?)", (digest,))
+        return bool(row and row[0])
+
     async def list_unfinished(self) -> list[Job]:
         """Every job the tracker must follow (including submits a crash interrupted), oldest first."""
         statuses = sorted(s.value for s in ACTIVE_STATUSES)
@@ -340,7 +345,7 @@ class JobRepository:
 
     async def search(
         self,
-        user_id: int,
+        user_id: int | None,
         text: str,
         *,
         guild_id: int | None = None,
@@ -348,7 +353,8 @@ class JobRepository:
         finished_only: bool = False,
         limit: int = 25,
     ) -> list[Job]:
-        """The member's jobs whose name or id starts with ``text`` (case-insensitive), newest first."""
+        """The member's jobs (every member's with ``user_id=None``, for admins) whose name or id starts
+        with ``text`` (case-insensitive), newest first."""
         wanted = _status_set(status)
         if finished_only:
             wanted = FINISHED_STATUSES if wanted is None else wanted & FINISHED_STATUSES

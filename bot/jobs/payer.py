@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from bot.errors import UserFacingError
 from bot.secretbox import SecretBox
 from storage import Store
-from storage.models import Payer, TokenSource
+from storage.models import Job, Payer, TokenSource
 
 SIMULATED_TOKEN = SecretStr("simulated-mode-token")
 
@@ -77,3 +77,31 @@ async def resolve_payer(
             "Ask a server admin: they can switch `/admin payer` to `user` or `server`."
         )
     return PayingAccount(payer, TokenSource.OPERATOR, operator_token, simulated=False)
+
+
+class TokenGone(UserFacingError):
+    def __init__(self, whose: str) -> None:
+        super().__init__(
+            f"This run was started with {whose} Civitai token, which is no longer linked, so I can't reach it "
+            "at Civitai any more. Cancel or check it on civitai.com with that account.",
+            title="The token that started this run is gone",
+        )
+
+
+async def job_token(store: Store, secretbox: SecretBox, job: Job, *, operator_token: SecretStr | None) -> SecretStr:
+    """The token that submitted ``job``: reading or cancelling a workflow needs the same account."""
+    if job.token_source is TokenSource.NONE:
+        return SIMULATED_TOKEN
+    if job.token_source is TokenSource.USER:
+        ciphertext = await store.users.get_token_ciphertext(job.user_id)
+        if ciphertext is None:
+            raise TokenGone("the member's own")
+        return SecretStr(secretbox.decrypt(ciphertext))
+    if job.token_source is TokenSource.SERVER:
+        ciphertext = await store.guilds.get_token_ciphertext(job.guild_id)
+        if ciphertext is None:
+            raise TokenGone("the server's")
+        return SecretStr(secretbox.decrypt(ciphertext))
+    if operator_token is None:
+        raise TokenGone("the bot operator's")
+    return operator_token
