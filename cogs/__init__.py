@@ -6,4 +6,8 @@ Every module listed in ``EXTENSIONS`` is a discord.py extension with an async ``
 EXTENSIONS = [
     "cogs.errors",
     "cogs.help",
+    "cogs.audit_log",
+    "cogs.jobs",
+    "cogs.account",
+    "cogs.admin",
 ]
