@@ -279,8 +279,11 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     async def log_channel(self, interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
         assert interaction.guild_id is not None
         channel_id = channel.id if channel else None
-        await services(interaction).store.guilds.update(interaction.guild_id, log_channel_id=channel_id)
-        await self.audit(interaction, "settings.log_channel", {"channel": channel_id})
+        store = services(interaction).store
+        previous = (await store.guilds.get(interaction.guild_id)).log_channel_id
+        await store.guilds.update(interaction.guild_id, log_channel_id=channel_id)
+        # The old channel hears about the move too (cogs.audit_log posts to "previous").
+        await self.audit(interaction, "settings.log_channel", {"channel": channel_id, "previous": previous})
         text = f"Audit lines now go to <#{channel_id}>." if channel_id else "No more audit lines."
         await interaction.response.send_message(**ok("Log channel updated", text))
 

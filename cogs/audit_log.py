@@ -32,17 +32,21 @@ class AuditLogCog(commands.Cog):
         if entry.guild_id is None:
             return
         settings = await self.bot.services.store.guilds.get(entry.guild_id)
-        if settings.log_channel_id is None:
-            return
-        channel = self.bot.get_partial_messageable(settings.log_channel_id, guild_id=entry.guild_id)
+        targets = [settings.log_channel_id]
+        if entry.action == "settings.log_channel":
+            targets.append(entry.details.get("previous"))  # moving or stopping the log is said where it was
+        line = describe(entry)
+        for channel_id in dict.fromkeys(t for t in targets if isinstance(t, int)):
+            await self._send(entry.guild_id, channel_id, line)
+
+    async def _send(self, guild_id: int, channel_id: int, line: str) -> None:
+        channel = self.bot.get_partial_messageable(channel_id, guild_id=guild_id)
         try:
-            await channel.send(describe(entry), allowed_mentions=discord.AllowedMentions.none())
+            await channel.send(line, allowed_mentions=discord.AllowedMentions.none())
         except discord.HTTPException as exc:
             # A deleted channel or missing permission must not break the action being audited.
-            log.warning(
-                "Could not post an audit line to channel %s of guild %s: %s %s",
-                settings.log_channel_id, entry.guild_id, exc.status, exc.code,
-            )  # fmt: skip
+            log.warning("Could not post an audit line to channel %s of guild %s: %s %s",
+                        channel_id, guild_id, exc.status, exc.code)  # fmt: skip
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -16,7 +16,7 @@ from bot.dataset.intake import intake_from_stream
 from bot.dataset.report import DatasetResult
 from bot.jobs.policy import Member
 from bot.jobs.submission import Quote, Requester
-from storage.models import Job
+from storage.models import Job, NewJob, Payer, TokenSource, Variant
 from tests.dataset_helpers import image_bytes, make_zip
 from tests.stage import Stage, StageMember
 
@@ -49,9 +49,7 @@ async def quote(
     return await bot.services.training.quote(requester(stage, member, channel), options, data, name=name)
 
 
-async def start_run(
-    bot: TrainerBot, stage: Stage, member: StageMember, data: DatasetResult, **options: object
-) -> Job:
+async def start_run(bot: TrainerBot, stage: Stage, member: StageMember, data: DatasetResult, **options: object) -> Job:
     """Quote and confirm a run as ``member``: the job is submitted to the simulator."""
     quoted = await quote(bot, stage, member, data, **options)  # type: ignore[arg-type]
     return await bot.services.training.confirm(quoted.job.id, requester(stage, member))
@@ -61,3 +59,22 @@ def simulator(bot: TrainerBot) -> Simulator:
     sim = bot.services.orchestrator.simulator
     assert sim is not None
     return sim
+
+
+async def insert_jobs(bot: TrainerBot, guild_id: int, user_id: int, count: int, *, name: str = "run") -> list[Job]:
+    """Submitted jobs written straight to the store (no simulator run behind them): for lists."""
+    store = bot.services.store
+    jobs = []
+    for number in range(count):
+        draft = await store.jobs.create(
+            NewJob(
+                guild_id=guild_id, channel_id=1, user_id=user_id, name=f"{name} {number}", variant=Variant.DEV,
+                params={"steps": 100, "epochs": 1}, dataset_digest="0" * 64, image_count=2, payer=Payer.OPERATOR,
+                token_source=TokenSource.NONE, price_estimate=10.0, simulated=True,
+            )
+        )  # fmt: skip
+        await store.jobs.claim_for_submit(draft.id)
+        job = await store.jobs.mark_submitted(draft.id, f"wf-{draft.id}", 10.0)
+        assert job is not None
+        jobs.append(job)
+    return jobs
