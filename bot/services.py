@@ -84,6 +84,8 @@ class Services:
                 stack.push_async_callback(web.stop)
             orchestrator = await start_orchestrator(settings, store, web_base_url=web.base_url if web else None)
             stack.push_async_callback(orchestrator.close)
+            audit = AuditTrail(store)
+            stack.push_async_callback(audit.close)
             training = TrainingService(
                 settings=settings,
                 store=store,
@@ -94,9 +96,8 @@ class Services:
                 signer=DatasetUrlSigner.from_settings(settings),
                 hook_key=derived_key(secret_key, "hook-secrets"),
                 simulated=orchestrator.simulated,
+                audit=audit,
             )
-            audit = AuditTrail(store)
-            stack.push_async_callback(audit.close)
             canceller = JobCanceller(
                 store=store,
                 secretbox=secretbox,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from bot.audit import AuditTrail
 from bot.civitai import models as m
 from bot.civitai.client import OrchestratorClient, OrchestratorSession
 from bot.civitai.errors import (
@@ -126,6 +127,7 @@ class TrainingService:
         signer: DatasetUrlSigner | None,
         hook_key: bytes,
         simulated: bool,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -137,6 +139,7 @@ class TrainingService:
         self.hook_key = hook_key
         self.simulated = simulated
         self.policy = TrainingPolicy(store, clock)
+        self.audit = audit  # each submit becomes a line in the server's log channel
 
     # Before the confirmation
 
@@ -270,6 +273,10 @@ class TrainingService:
         submitted = await self.store.jobs.mark_submitted(job.id, workflow.id or "", price)
         if submitted is None:
             raise RuntimeError(f"job {job.id} left 'submitting' during its own submit")
+        if self.audit is not None:
+            shown = f"{price or 0:,.0f}" + (" simulated" if job.simulated else "")
+            details = {"job": job.id, "name": job.name, "price": shown, "owner": job.user_id}
+            await self.audit.record(job.guild_id, job.user_id, "job.submit", details)
         return submitted
 
     async def _submit(self, job: Job, options: TrainingOptions, account: PayingAccount) -> m.Workflow:

@@ -135,6 +135,8 @@ async def test_private_threads_and_the_log_channel(
     await stage.wait_message("training", lambda m: "max epochs: no cap → 5" in m.content)
 
     job = await start_run(bot_on_stage, stage, alice, data)
+    submitted = await stage.wait_message("training", lambda m: m.content.startswith(f"📤 <@{alice.id}> submitted"))
+    assert f"`{job.id}` (dog, {job.price_charged:,.0f} simulated Buzz)" in submitted.content
     _, thread = await open_job_thread(bot_on_stage, bot_on_stage.services.store, job)
     assert thread is not None
     private = stage.channel(thread.id)
@@ -150,7 +152,7 @@ async def test_private_threads_and_the_log_channel(
     # Mentions in audit lines never ping.
     training = stage.channel("training")
     posts = [r for r in stage.requests if r.method == "POST" and r.path.endswith(f"/channels/{training.id}/messages")]
-    assert len(posts) == 4 and all(r.body["allowed_mentions"]["parse"] == [] for r in posts)
+    assert len(posts) == 5 and all(r.body["allowed_mentions"]["parse"] == [] for r in posts)
 
 
 async def test_settings_show_every_setting_and_which_are_defaults(

@@ -63,7 +63,10 @@ async def test_cancel_edits_the_card_and_says_so_in_the_thread(
     assert f"<@{alice.id}>" in said.content and "Refunds are Civitai's decision" in said.content
 
     entries = await bot.services.store.audit.recent(stage.guild.id)
-    assert [(e.action, e.actor_id, e.details["job"]) for e in entries] == [("job.cancel", alice.id, job.id)]
+    assert [(e.action, e.actor_id, e.details["job"]) for e in entries] == [
+        ("job.cancel", alice.id, job.id),
+        ("job.submit", alice.id, job.id),
+    ]
     # Cancelling again is refused with the reason, and the prompt can be dismissed.
     again = await (await alice.slash("jobs cancel", job=job.id)).reply()
     await alice.click(again, label="Yes, cancel it")
