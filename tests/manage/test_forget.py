@@ -34,6 +34,7 @@ async def test_forget_deletes_every_row_of_the_member_and_cancels_their_runs(
     # cancelled, one never confirmed), spend, and audit lines others wrote about her.
     ix = await alice.slash("account token")
     await (await alice.submit_modal(await ix.modal(), {"Civitai API key": "a1b2c3d4e5f6a7b8c9d0"})).reply()
+    assert simulator(bot).balance("a1b2c3d4e5f6a7b8c9d0") > 0  # checked with the (simulated) orchestrator
     await (await alice.slash("settings notify", dm="off")).reply()
     running = await start_run(bot, stage, alice, data, name="keeps")
     card, thread = await open_job_thread(bot, store, running)

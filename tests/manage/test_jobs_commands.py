@@ -54,9 +54,19 @@ async def test_cancel_edits_the_card_and_says_so_in_the_thread(
     card, thread = await open_job_thread(bot, bot.services.store, job)  # what /train does after Confirm
     assert thread is not None
 
+    shown = await (await alice.slash("jobs show", job=job.id)).reply()
+    link = shown.button(label="Open thread")
+    assert link["url"] == f"https://discord.com/channels/{stage.guild.id}/{thread.id}" and shown.button(
+        label="Cancel run"
+    )
+    in_dm = await (await alice.in_dm().slash("jobs list", status="running")).reply()
+    assert job.id in in_dm.text  # a member's own jobs, wherever they ask
+
     prompt = await (await alice.slash("jobs cancel", job=job.id)).reply()
     await alice.click(prompt, label="Yes, cancel it")
     await alice.wait_ephemeral(lambda m: m.embed["title"] == "Cancelled dog")
+    after = await (await alice.slash("jobs show", job=job.id)).reply()
+    assert [b["label"] for b in after.buttons] == ["Open thread"]  # nothing left to cancel
     public = await stage.wait_message("general", lambda m: m.id == card.id and "Cancelled" in m.text)
     assert public.edit_count >= 1 and f"Job {job.id}" in public.embed["footer"]["text"]
     said = await stage.wait_message(thread.id, lambda m: "cancelled this run" in m.content)
