@@ -132,7 +132,10 @@ async def remove_posts(client: discord.Client, report: ForgetReport) -> None:
 
 
 def forget_embed(report: ForgetReport) -> discord.Embed:
-    lines = ["Everything the bot stored about you is deleted: runs, settings, spend records and audit lines."]
+    lines = [
+        "Everything the bot stored about you is deleted: runs, settings, datasets and audit lines. The Buzz you "
+        "spent still counts toward each server's budget, under no name."
+    ]
     if report.cards:
         lines.append(f"The cards and threads of {len(report.cards)} run(s) were removed.")
     if report.cancelled:
@@ -194,7 +197,8 @@ class AccountCog(commands.GroupCog, group_name="account", group_description="You
         lines.append(
             "**Delete everything else too?** That cancels your other running jobs (refunds are Civitai's "
             "decision), removes the cards and threads of your runs, and deletes your run history, settings and "
-            "spend records on every server. It can't be undone."
+            "datasets on every server (what you spent stays in each server's budget, without your name). "
+            "It can't be undone."
         )
         view = discord.ui.View(timeout=None)
         view.add_item(ForgetButton(interaction.user.id))

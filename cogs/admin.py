@@ -26,7 +26,7 @@ from cogs.job_lists import DYNAMIC_ITEMS as LIST_ITEMS
 from cogs.job_lists import JobQuery, render_page
 from cogs.jobs import AUTOCOMPLETE_LIMIT, job_choice
 from cogs.replies import INFO_COLOUR, OK_COLOUR
-from storage.models import ACTIVE_STATUSES, GuildSettings, Payer, ThreadMode
+from storage.models import ACTIVE_STATUSES, FORGOTTEN_MEMBER_ID, GuildSettings, Payer, ThreadMode
 
 # /admin limits option → (guild setting, words in replies and the audit line)
 LIMITS: dict[str, tuple[str, str]] = {
@@ -48,6 +48,10 @@ PAYER_WORDS = {
 
 def ok(title: str, text: str = "") -> dict[str, Any]:
     return {"embed": discord.Embed(title=title, description=text or None, colour=OK_COLOUR), "ephemeral": True}
+
+
+def who(user_id: int) -> str:
+    return "members who asked to be forgotten" if user_id == FORGOTTEN_MEMBER_ID else f"<@{user_id}>"
 
 
 def limit_value(settings: GuildSettings, option: str) -> str:
@@ -312,7 +316,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         jobs = await services(interaction).store.jobs.search(
             None, current, guild_id=interaction.guild_id, status=ACTIVE_STATUSES, limit=AUTOCOMPLETE_LIMIT
         )
-        return [job_choice(job, owner=f"member {job.user_id}") for job in jobs]
+        return [job_choice(job) for job in jobs]
 
     @app_commands.command(name="usage", description="Buzz spent per member")
     @app_commands.describe(period="day, week or month (UTC calendar), or all time; default month")
@@ -323,7 +327,10 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         svc = services(interaction)
         chosen = Period(period)
         rows = await svc.store.ledger.usage_by_user(interaction.guild_id, period_start(chosen, svc.clock.now()))
-        lines = [f"<@{row.user_id}> · **{row.spent:,.0f}** Buzz · {row.jobs} run(s)" for row in rows[:40]]
+        lines = [
+            f"{who(row.user_id)} · **{row.spent:,.0f}** Buzz" + (f" · {row.jobs} run(s)" if row.jobs else "")
+            for row in rows[:40]
+        ]
         if len(rows) > 40:
             lines.append(f"… and {len(rows) - 40} more member(s)")
         total = sum(row.spent for row in rows)

@@ -24,10 +24,9 @@ from storage.models import ACTIVE_STATUSES, Job, JobStatus
 AUTOCOMPLETE_LIMIT = 25
 
 
-def job_choice(job: Job, *, owner: str | None = None) -> app_commands.Choice[str]:
+def job_choice(job: Job) -> app_commands.Choice[str]:
     """``name · status · id`` (≤ 100 characters), the id as the value."""
-    who = f" · {owner}" if owner else ""
-    tail = f" · {status_label(job.status)}{who} · {job.id}"
+    tail = f" · {status_label(job.status)} · {job.id}"
     return app_commands.Choice(name=job.name[: 100 - len(tail)] + tail, value=job.id)
 
 

@@ -50,6 +50,8 @@ async def test_forget_deletes_every_row_of_the_member_and_cancels_their_runs(
     await bot.services.audit.drain()
     assert set(rows_naming(store_path(bot), alice.id)) >= {"jobs", "spend_ledger", "user_settings", "audit_log"}
 
+    month = bot.services.clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    spent_before = await store.ledger.spent_by_guild(stage.guild.id, month)
     prompt = await (await alice.slash("account forget")).reply()
     assert await store.users.get_token_ciphertext(alice.id) is None  # at once, before any confirm
     assert "Delete everything else too?" in prompt.text
@@ -65,6 +67,11 @@ async def test_forget_deletes_every_row_of_the_member_and_cancels_their_runs(
     remaining = await store.jobs.get(bobs.id)
     assert remaining is not None and remaining.user_id == bob.id
     assert (await store.users.get(alice.id)).dm_notify  # back to the default: nothing stored
+    # What she spent still counts for the server (the cancelled run was refunded in full).
+    refunded = running.price_charged or 0
+    assert await store.ledger.spent_by_guild(stage.guild.id, month) == spent_before - refunded
+    usage = await (await admin.slash("admin usage")).reply()
+    assert "members who asked to be forgotten" in usage.text and f"<@{alice.id}>" not in usage.text
 
 
 def store_path(bot: TrainerBot) -> Path:
