@@ -81,7 +81,7 @@ class JobCanceller:
     async def cancel(self, job: Job, *, actor_id: int) -> Cancellation:
         """Cancel ``job`` (the caller checked that ``actor_id`` may, see ``bot.jobs.access``)."""
         if job.status is JobStatus.DRAFT:
-            if not await self.store.jobs.discard(job.id):
+            if not await self.store.jobs.discard_draft(job.id):
                 raise CannotCancel("That run was confirmed just now. Run the command again to cancel it.")
             return await self._done(job, actor_id, submitted=False, settlement=None)
         if job.status is JobStatus.SUBMITTING or (job.status.active and not job.workflow_id):

@@ -79,29 +79,24 @@ async def resolve_payer(
     return PayingAccount(payer, TokenSource.OPERATOR, operator_token, simulated=False)
 
 
-class TokenGone(UserFacingError):
-    def __init__(self, whose: str) -> None:
-        super().__init__(
-            f"This run was started with {whose} Civitai token, which is no longer linked, so I can't reach it "
-            "at Civitai any more. Cancel or check it on civitai.com with that account.",
-            title="The token that started this run is gone",
-        )
-
-
 async def job_token(store: Store, secretbox: SecretBox, job: Job, *, operator_token: SecretStr | None) -> SecretStr:
-    """The token that submitted ``job``: reading or cancelling a workflow needs the same account."""
-    if job.token_source is TokenSource.NONE:
+    """The token a submitted job was paid with, to follow it and fetch its files.
+
+    A job keeps the account it was submitted with, whatever ``/admin payer`` says now: only that
+    account can read the workflow. ``MissingToken`` when that token was removed since.
+    """
+    if job.simulated or job.token_source is TokenSource.NONE:
         return SIMULATED_TOKEN
+    ciphertext: str | None = None
     if job.token_source is TokenSource.USER:
         ciphertext = await store.users.get_token_ciphertext(job.user_id)
-        if ciphertext is None:
-            raise TokenGone("the member's own")
-        return SecretStr(secretbox.decrypt(ciphertext))
-    if job.token_source is TokenSource.SERVER:
+    elif job.token_source is TokenSource.SERVER:
         ciphertext = await store.guilds.get_token_ciphertext(job.guild_id)
-        if ciphertext is None:
-            raise TokenGone("the server's")
-        return SecretStr(secretbox.decrypt(ciphertext))
-    if operator_token is None:
-        raise TokenGone("the bot operator's")
-    return operator_token
+    elif operator_token is not None:
+        return operator_token
+    if ciphertext is None:
+        raise MissingToken(
+            "The Civitai token this run was paid with has been removed, so I can no longer read the run "
+            "or fetch its files. Link it again (`/account token` or `/admin token set`) to follow it."
+        )
+    return SecretStr(secretbox.decrypt(ciphertext))
