@@ -15,7 +15,7 @@ from discord.ext import commands
 
 from bot.accounts import MAX_TOKEN_LENGTH, ForgetReport
 from bot.jobs.cancel import REFUND_NOTE
-from cogs.common import NotAllowed, services
+from cogs.common import NotAllowed, is_admin, services
 from cogs.errors import report_error
 from cogs.replies import INFO_COLOUR, OK_COLOUR
 from storage.models import Payer
@@ -47,7 +47,7 @@ class TokenModal(discord.ui.Modal):
         await interaction.response.defer(ephemeral=True, thinking=True)  # Civitai checks the token first
         accounts = services(interaction).accounts
         if self.server_guild_id is not None:
-            if not interaction.permissions.manage_guild or interaction.guild_id != self.server_guild_id:
+            if not is_admin(interaction) or interaction.guild_id != self.server_guild_id:
                 raise NotAllowed("Only members with **Manage Server** can set the server's Civitai token.")
             await accounts.link_server_token(self.server_guild_id, interaction.user.id, self.token.value)
             text = await server_token_linked_text(interaction)

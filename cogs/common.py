@@ -23,7 +23,8 @@ def services(interaction: discord.Interaction) -> Services:
 
 def is_admin(interaction: discord.Interaction) -> bool:
     """Manage Server in the server the interaction comes from (what Discord computed for it)."""
-    return interaction.guild_id is not None and interaction.permissions.manage_guild
+    permissions = interaction.permissions
+    return interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
 
 
 def require_admin(interaction: discord.Interaction) -> None:
@@ -31,7 +32,7 @@ def require_admin(interaction: discord.Interaction) -> None:
     in Server Settings → Integrations, so the bot checks Manage Server itself on every use."""
     if interaction.guild_id is None:
         raise app_commands.NoPrivateMessage()
-    if not interaction.permissions.manage_guild:
+    if not is_admin(interaction):
         raise app_commands.MissingPermissions(["manage_guild"])
 
 
