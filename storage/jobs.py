@@ -193,6 +193,11 @@ class JobRepository:
         """Finish a job that was never submitted (cancelled, expired or refused)."""
         return await self._move(job_id, {JobStatus.DRAFT, JobStatus.SUBMITTING}, JobStatus.DISCARDED)
 
+    async def discard_draft(self, job_id: str) -> bool:
+        """Discard a job only while it is a draft: a Cancel click racing a Confirm must never
+        orphan a submit that is already on its way (``discard`` also takes ``submitting``)."""
+        return await self._move(job_id, {JobStatus.DRAFT}, JobStatus.DISCARDED)
+
     async def discard_stale_drafts(self, created_before: datetime) -> int:
         """Discard drafts nobody confirmed (the confirmation expires after 15 min); returns how many."""
         now = self.db.now()
