@@ -6,4 +6,8 @@ Every module listed in ``EXTENSIONS`` is a discord.py extension with an async ``
 EXTENSIONS = [
     "cogs.errors",
     "cogs.help",
+    "cogs.confirmation_buttons",
+    "cogs.train",
+    "cogs.dataset_check",
+    "cogs.cost",
 ]
