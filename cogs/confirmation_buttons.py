@@ -182,7 +182,10 @@ class PromptsButton(discord.ui.DynamicItem[Button], template=rf"ltb:prompts:{JOB
         # A modal must be the first answer, so only quick database reads come before it.
         try:
             training = services_of(interaction).training
-            job = await training.own_job(self.job_id, requester_from(interaction))
+            requester = requester_from(interaction)
+            job = await training.own_job(self.job_id, requester)
+            if job.status is JobStatus.DRAFT and training.expired(job):
+                await training.discard(job.id, requester)
             if job.status is not JobStatus.DRAFT or training.expired(job):
                 await answer_not_a_draft(interaction, training, job)
                 return

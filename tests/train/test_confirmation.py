@@ -4,10 +4,12 @@ Edit sample prompts and Cancel."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from bot.app import TrainerBot
 from storage.models import JobStatus
 from tests.stage import Stage, StageMember
+from tests.stage.bots import bot_in_process
 from tests.train.helpers import (
     attachment,
     charges,
@@ -126,3 +128,31 @@ async def test_edit_sample_prompts_prices_again_and_is_what_gets_submitted(
     await alice.wait_ephemeral(submitted)
     sent = next(iter(simulator(trainer).workflows.values()))["steps"][0]["input"]
     assert sent["samples"]["prompts"] == prompts
+
+
+async def test_every_button_says_expired_after_fifteen_minutes(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    for label in ("Edit sample prompts", "Cancel"):
+        await alice.slash("train flux1", dataset=attachment(3))
+        shown = await confirmation(alice)
+        trainer.services.clock.advance(minutes=16)
+        stage.clock.advance(minutes=16)
+        ix = await alice.click(shown, label=label)
+        expired = await alice.wait_ephemeral(lambda m, s=shown: m.id == s.id and "expired" in m.text)
+        assert expired.buttons == [] and ix.record.modal is None
+    assert simulator(trainer).workflows == {}
+    assert {j.status for j in await trainer.services.store.jobs.list_for_user(alice.id)} == {JobStatus.DISCARDED}
+
+
+async def test_buttons_keep_working_after_a_restart(stage: Stage, tmp_path: Path, alice: StageMember) -> None:
+    data_dir = tmp_path / "restarting-bot"
+    async with bot_in_process(stage, data_dir, command_cooldown_seconds=0) as first:
+        await alice.slash("train flux1", dataset=attachment(3))
+        shown = await confirmation(alice)
+        job = await only_job(first, alice)
+    async with bot_in_process(stage, data_dir, command_cooldown_seconds=0) as second:
+        await alice.click(shown, label="Confirm")  # a fresh process: nothing in memory
+        await alice.wait_ephemeral(submitted)
+        assert (await only_job(second, alice)).id == job.id
+        assert len(simulator(second).workflows) == 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.app import TrainerBot
 from bot.civitai.pricing import estimate_price
 from bot.jobs.submission import SHORT_OF_BUZZ_PREFIX
@@ -124,3 +126,14 @@ async def test_civitai_unreachable_prices_by_formula_and_charges_nothing(
     assert len(sim.workflows) == 1 and len(charges(trainer)) == 1
 
 
+
+
+@pytest.mark.parametrize("bot_settings", [{"max_zip_bytes": 20_000}])
+async def test_a_zip_over_the_cap_is_refused_from_its_declared_size(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    data = attachment(12, size=(400, 300)).data
+    assert len(data) > 20_000
+    reply = await refused(alice, dataset=Attachment("big.zip", data))
+    assert reply.embed["title"] == "Dataset problem" and "larger than" in reply.embed["description"]
+    await assert_nothing_submitted(trainer, alice)
