@@ -150,8 +150,9 @@ async def confirm(interaction: discord.Interaction, job_id: str) -> None:
     simulated = " (SIMULATED: no Buzz is spent)" if job.simulated else ""
     try:
         card, thread = await open_job_thread(interaction.client, services.store, job)
-    except discord.HTTPException as exc:
-        log.warning("Job %s was submitted but its card could not be posted (%s %s)", job.id, exc.status, exc.code)
+    except (discord.DiscordException, RuntimeError) as exc:
+        # Submitted and charged all the same: say so, and where else to follow it.
+        log.warning("Job %s was submitted but its card could not be posted: %s", job.id, exc)
         await interaction.edit_original_response(
             content=f"✅ Submitted{simulated}, job `{job.id}`, but I could not post its card in <#{job.channel_id}> "
             "(check my permissions there). Follow it with `/jobs show`.",

@@ -156,3 +156,15 @@ async def test_buttons_keep_working_after_a_restart(stage: Stage, tmp_path: Path
         await alice.wait_ephemeral(submitted)
         assert (await only_job(second, alice)).id == job.id
         assert len(simulator(second).workflows) == 1
+
+
+async def test_a_card_that_cannot_be_posted_still_says_submitted(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    await alice.slash("train flux1", dataset=attachment(3))
+    shown = await confirmation(alice)
+    stage.faults.error("POST /channels/{channel_id}/messages", status=403, code=50013, message="Missing Permissions")
+    await alice.click(shown, label="Confirm")
+    done = await alice.wait_ephemeral(submitted)
+    assert "could not post its card" in done.content and "/jobs show" in done.content and done.buttons == []
+    assert len(simulator(trainer).workflows) == 1 and len(charges(trainer)) == 1

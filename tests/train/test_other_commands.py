@@ -83,3 +83,25 @@ async def test_continue_from_offers_the_members_finished_epochs(
     first, second = sim.workflows.values()
     assert "continueFrom" not in first["steps"][0]["input"]
     assert second["steps"][0]["input"]["continueFrom"] == last
+
+
+async def test_train_declares_every_option_with_its_range_and_choices(stage: Stage, trainer: TrainerBot) -> None:
+    train = stage.find_command("train", stage.guild.id)
+    assert train is not None and train.get("contexts") in (None, [0])  # servers only
+    (flux1,) = train["options"]
+    options = {o["name"]: o for o in flux1["options"]}
+    assert list(options) == [
+        "dataset", "dataset_url", "variant", "name", "trigger_word", "steps", "epochs", "lr", "network_dim",
+        "network_alpha", "lr_scheduler", "optimizer", "noise_offset", "flip_augmentation", "shuffle_tokens",
+        "keep_tokens", "train_text_encoder", "sample_prompts", "negative_prompt", "sample_cfg", "sample_strength",
+        "continue_from",
+    ]  # fmt: skip
+    ranges = {name: (o.get("min_value"), o.get("max_value")) for name, o in options.items() if "min_value" in o}
+    assert ranges == {
+        "steps": (1, 10000), "epochs": (1, 20), "lr": (0, 1), "network_dim": (1, 256), "network_alpha": (1, 256),
+        "noise_offset": (0, 1), "keep_tokens": (0, 10),
+    }  # fmt: skip
+    assert [c["value"] for c in options["variant"]["choices"]] == ["dev", "schnell"]
+    assert len(options["optimizer"]["choices"]) == 10 and len(options["lr_scheduler"]["choices"]) == 5
+    assert options["continue_from"]["autocomplete"] is True
+    assert not any(o.get("required") for o in options.values())
