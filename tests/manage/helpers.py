@@ -19,6 +19,7 @@ from bot.jobs.submission import Quote, Requester
 from storage.models import Job, NewJob, Payer, TokenSource, Variant
 from tests.dataset_helpers import image_bytes, make_zip
 from tests.stage import Stage, StageMember
+from tests.train.helpers import attachment, confirmation, refused, submitted
 
 
 async def dataset(bot: TrainerBot, tmp_path: Path, count: int = 2) -> DatasetResult:
@@ -78,3 +79,21 @@ async def insert_jobs(bot: TrainerBot, guild_id: int, user_id: int, count: int, 
         assert job is not None
         jobs.append(job)
     return jobs
+
+
+async def train(bot: TrainerBot, member: StageMember, **options: object) -> Job:
+    """``/train flux1`` as ``member`` (2 images, 200 steps, 2 epochs unless told), Confirm, and the job."""
+    options = {"dataset": attachment(2), "steps": 200, "epochs": 2} | options
+    await member.slash("train flux1", **options)
+    await member.click(await confirmation(member), label="Confirm")
+    await member.wait_ephemeral(submitted)
+    [job] = await bot.services.store.jobs.list_for_user(member.id, limit=1)
+    assert job.workflow_id, job
+    return job
+
+
+async def train_refused(member: StageMember, **options: object) -> str:
+    """``/train flux1`` as ``member``: the refusal it shows instead of a confirmation."""
+    options = {"dataset": attachment(2), "steps": 200, "epochs": 2} | options
+    reply = await refused(member, **options)
+    return f"{reply.embed['title']}\n{reply.embed['description']}"

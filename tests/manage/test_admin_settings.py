@@ -1,9 +1,4 @@
-"""Every /admin setting does what it says: checked on what happens to the next run, not the reply.
-
-Runs are priced and confirmed through the training service with the member's real roles and
-channel on the stage (what /train does after its defer), so each effect is the policy reading
-what the admin command stored.
-"""
+"""Every /admin setting does what it says: checked on what /train flux1 does next, not on the reply."""
 
 from __future__ import annotations
 
@@ -13,18 +8,14 @@ from pathlib import Path
 import pytest
 
 from bot.app import TrainerBot
-from bot.dataset.report import DatasetResult
-from bot.jobs.policy import TrainingRefused
-from cogs.job_thread import open_job_thread
-from storage.models import JobStatus
-from tests.manage.helpers import dataset, quote, simulator, start_run
+from tests.manage.helpers import dataset, simulator, start_run, train, train_refused
 from tests.stage import Message, Stage, StageError, StageMember
+from tests.train.helpers import attachment, confirmation
 
 
-@pytest.fixture
-async def data(bot_on_stage: TrainerBot, tmp_path: Path) -> DatasetResult:
+@pytest.fixture(autouse=True)
+def queued(bot_on_stage: TrainerBot) -> None:
     simulator(bot_on_stage).speed = 0  # runs stay queued: these tests are about starting them
-    return await dataset(bot_on_stage, tmp_path)
 
 
 async def admin_says(admin: StageMember, command: str, **options: object) -> Message:
@@ -33,64 +24,57 @@ async def admin_says(admin: StageMember, command: str, **options: object) -> Mes
     return reply
 
 
-async def refused(bot: TrainerBot, stage: Stage, member: StageMember, data: DatasetResult, **options: object) -> str:
-    with pytest.raises(TrainingRefused) as caught:
-        await quote(bot, stage, member, data, **options)  # type: ignore[arg-type]
-    return caught.value.user_message
-
-
 async def test_channels_limit_where_runs_start(
-    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, data: DatasetResult
+    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember
 ) -> None:
     training = stage.channel("training")
     reply = await admin_says(admin, "admin channels add", channel="training")
     assert f"<#{training.id}>" in reply.embed["description"]
-    message = await refused(bot_on_stage, stage, alice, data)  # alice acts in #general
-    assert f"only allowed in <#{training.id}>" in message
-    assert (await quote(bot_on_stage, stage, alice, data, channel="training")).job.channel_id == training.id
+    assert f"only allowed in <#{training.id}>" in await train_refused(alice)  # alice acts in #general
+    job = await train(bot_on_stage, alice.in_channel("training"))
+    assert job.channel_id == training.id
 
     await admin_says(admin, "admin channels add", channel="general")
     await admin_says(admin, "admin channels remove", channel="general")
-    await refused(bot_on_stage, stage, alice, data)
+    assert "only allowed in" in await train_refused(alice)
     await admin_says(admin, "admin channels clear")
-    await quote(bot_on_stage, stage, alice, data)
+    await alice.slash("train flux1", dataset=attachment(2))
+    await confirmation(alice)
 
 
 async def test_a_required_role_and_blocks_decide_who_trains(
-    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember,
-    data: DatasetResult,
-) -> None:  # fmt: skip
+    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember
+) -> None:
     trainer = stage.guild.role_named("Trainer")
     stage.guild.members[bob.id].role_ids.append(trainer.id)
     await admin_says(admin, "admin role", role="Trainer")
-    assert f"<@&{trainer.id}>" in await refused(bot_on_stage, stage, alice, data)
-    await quote(bot_on_stage, stage, bob, data)
+    assert f"You need the <@&{trainer.id}> role" in await train_refused(alice)
+    await train(bot_on_stage, bob)
     await admin_says(admin, "admin role")  # no role: everyone again
-    await quote(bot_on_stage, stage, alice, data)
+    await train(bot_on_stage, alice)
 
     reply = await admin_says(admin, "admin block", member="alice", reason="spamming runs")
     assert reply.embed["title"] == "Member blocked"
-    assert "blocked you from training" in await refused(bot_on_stage, stage, alice, data)
-    await quote(bot_on_stage, stage, bob, data)
+    assert "blocked you from training" in await train_refused(alice)
     await admin_says(admin, "admin unblock", member="alice")
-    await quote(bot_on_stage, stage, alice, data)
+    await train(bot_on_stage, alice)
     again = await admin_says(admin, "admin unblock", member="alice")
     assert again.embed["title"] == "Nothing changed"
 
 
 async def test_limits_on_concurrency_steps_and_epochs(
-    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, data: DatasetResult
+    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember
 ) -> None:
     reply = await admin_says(admin, "admin limits", concurrent_jobs=1, max_steps=150, max_epochs=1)
     assert "max steps: no cap → **150**" in reply.embed["description"]
-    assert "at most 150 steps" in await refused(bot_on_stage, stage, alice, data, steps=200, epochs=1)
-    assert "at most 1 epochs" in await refused(bot_on_stage, stage, alice, data, steps=100, epochs=2)
-    await start_run(bot_on_stage, stage, alice, data, steps=100, epochs=1)
-    assert "allows 1 at a time" in await refused(bot_on_stage, stage, alice, data, steps=100, epochs=1)
+    assert "between 1 and 150 on this server (you gave 200)" in await train_refused(alice, steps=200, epochs=1)
+    assert "between 1 and 1 on this server (you gave 2)" in await train_refused(alice, steps=100, epochs=2)
+    await train(bot_on_stage, alice, steps=100, epochs=1)
+    assert "allows 1 at a time" in await train_refused(alice, steps=100, epochs=1)
 
     await admin_says(admin, "admin limits", reset="all")
-    await start_run(bot_on_stage, stage, alice, data, steps=200, epochs=2)  # the default allows 2 at a time
-    assert "allows 2 at a time" in await refused(bot_on_stage, stage, alice, data)
+    await train(bot_on_stage, alice)  # the default allows 2 at a time
+    assert "allows 2 at a time" in await train_refused(alice)
 
     with pytest.raises(StageError, match="max_steps"):  # Discord itself refuses out-of-range values
         await admin.slash("admin limits", max_steps=0)
@@ -99,33 +83,31 @@ async def test_limits_on_concurrency_steps_and_epochs(
 
 
 async def test_buzz_caps_refuse_with_the_cap_the_spend_and_the_reset(
-    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember,
-    data: DatasetResult,
-) -> None:  # fmt: skip
-    first = await start_run(bot_on_stage, stage, alice, data)
+    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember
+) -> None:
+    first = await train(bot_on_stage, alice)
     price = first.price_charged
     assert price
     await admin_says(admin, "admin limits", user_daily_buzz=int(price * 1.5))
-    message = await refused(bot_on_stage, stage, alice, data)
+    message = await train_refused(alice)
     assert f"{int(price * 1.5):,} Buzz per day" in message and f"spent {price:,.0f} today" in message
     assert re.search(r"resets <t:\d+:R>", message)
-    await start_run(bot_on_stage, stage, bob, data)  # the cap is per member
+    await train(bot_on_stage, bob)  # the cap is per member
 
     await admin_says(admin, "admin limits", reset="user_daily_buzz", server_monthly_buzz=int(price * 2.5))
-    message = await refused(bot_on_stage, stage, alice, data)
+    message = await train_refused(alice)
     assert f"{int(price * 2.5):,} Buzz per month" in message and f"{price * 2:,.0f} has been spent" in message
     reset_at = int(re.search(r"resets <t:(\d+):R>", message).group(1))  # type: ignore[union-attr]
     now = bot_on_stage.services.clock.now()
     assert 0 < reset_at - now.timestamp() <= 31 * 86400
 
     await admin_says(admin, "admin limits", reset="server_monthly_buzz")
-    await quote(bot_on_stage, stage, alice, data)
+    await train(bot_on_stage, alice)
 
 
 async def test_private_threads_and_the_log_channel(
-    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember,
-    data: DatasetResult,
-) -> None:  # fmt: skip
+    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember
+) -> None:
     await admin_says(admin, "admin log-channel", channel="training")
     line = await stage.wait_message("training", lambda m: "sent audit lines to" in m.content)
     assert line.content.startswith(f"📜 <@{admin.id}>")
@@ -134,21 +116,22 @@ async def test_private_threads_and_the_log_channel(
     await admin_says(admin, "admin limits", max_epochs=5)
     await stage.wait_message("training", lambda m: "max epochs: no cap → 5" in m.content)
 
-    job = await start_run(bot_on_stage, stage, alice, data)
+    job = await train(bot_on_stage, alice)
     submitted = await stage.wait_message("training", lambda m: m.content.startswith(f"📤 <@{alice.id}> submitted"))
-    assert f"`{job.id}` (dog, {job.price_charged:,.0f} simulated Buzz)" in submitted.content
-    _, thread = await open_job_thread(bot_on_stage, bot_on_stage.services.store, job)
-    assert thread is not None
-    private = stage.channel(thread.id)
-    assert private.is_private_thread and alice.id in private.thread_member_ids
-    first = await stage.wait_message(private)
+    assert f"`{job.id}` (" in submitted.content and f"{job.price_charged:,.0f} simulated Buzz" in submitted.content
+    thread = await stage.wait_thread(lambda t: t.is_private_thread)
+    assert alice.id in thread.thread_member_ids and thread.parent_id == stage.channel("general").id
+    first = await stage.wait_message(thread)
     assert alice.can_see(first) and not bob.can_see(first)
 
     await admin_says(admin, "admin log-channel")
     await stage.wait_message("training", lambda m: "turned audit lines off" in m.content)
     await admin_says(admin, "admin threads", mode="public")
+    await train(bot_on_stage, bob)
+    public = await stage.wait_thread(lambda t: not t.is_private_thread)
+    assert bob.can_see(await stage.wait_message(public)) and alice.can_see(await stage.wait_message(public))
     await bot_on_stage.services.audit.drain()
-    assert not any("job threads to **public**" in m.content for m in stage.messages_in("training"))
+    assert not any("threads to **public**" in m.content for m in stage.messages_in("training"))
     # Mentions in audit lines never ping.
     training = stage.channel("training")
     posts = [r for r in stage.requests if r.method == "POST" and r.path.endswith(f"/channels/{training.id}/messages")]
@@ -175,7 +158,7 @@ async def test_settings_show_every_setting_and_which_are_defaults(
 
 
 async def test_members_without_manage_server_are_refused_even_when_discord_delivers(
-    stage: Stage, bot_on_stage: TrainerBot, alice: StageMember, data: DatasetResult
+    stage: Stage, bot_on_stage: TrainerBot, alice: StageMember
 ) -> None:
     with pytest.raises(StageError, match="cannot see /admin"):
         await alice.slash("admin settings")
@@ -189,21 +172,23 @@ async def test_members_without_manage_server_are_refused_even_when_discord_deliv
         ("admin token set", {}),
         ("admin channels clear", {}),
         ("admin block", {"member": "alice"}),
+        ("admin usage", {}),
+        ("admin jobs", {}),
     ]:
         reply = await (await alice.slash(command, **options)).reply()
         assert reply.embed["title"] == "Not allowed" and "Manage Server" in reply.embed["description"], command
     settings = await bot_on_stage.services.store.guilds.get(stage.guild.id)
     assert settings.max_steps is None and not settings.overridden
     assert await bot_on_stage.services.store.audit.recent(stage.guild.id) == []
-    await quote(bot_on_stage, stage, alice, data)  # not blocked
+    await train(bot_on_stage, alice)  # not blocked, no cap
 
 
 async def test_usage_per_member_and_period(
-    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember,
-    data: DatasetResult,
-) -> None:  # fmt: skip
+    stage: Stage, bot_on_stage: TrainerBot, admin: StageMember, alice: StageMember, bob: StageMember, tmp_path: Path
+) -> None:
     empty = await admin_says(admin, "admin usage", period="day")
     assert "Nobody has spent anything" in empty.embed["description"]
+    data = await dataset(bot_on_stage, tmp_path)
     a1 = await start_run(bot_on_stage, stage, alice, data)
     a2 = await start_run(bot_on_stage, stage, alice, data)
     b1 = await start_run(bot_on_stage, stage, bob, data)
@@ -217,4 +202,3 @@ async def test_usage_per_member_and_period(
     bot_on_stage.services.clock.advance(days=40)
     assert "Nobody has spent" in (await admin_says(admin, "admin usage", period="month")).embed["description"]
     assert f"<@{bob.id}>" in (await admin_says(admin, "admin usage", period="all")).embed["description"]
-    assert (await bot_on_stage.services.store.jobs.get(a1.id)).status is JobStatus.SUBMITTED  # type: ignore[union-attr]

@@ -6,8 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from bot.app import TrainerBot
-from cogs.job_thread import open_job_thread
-from tests.manage.helpers import dataset, quote, simulator, start_run
+from tests.manage.helpers import dataset, quote, simulator, start_run, train
 from tests.stage import Stage, StageMember
 
 
@@ -36,9 +35,9 @@ async def test_forget_deletes_every_row_of_the_member_and_cancels_their_runs(
     await (await alice.submit_modal(await ix.modal(), {"Civitai API key": "a1b2c3d4e5f6a7b8c9d0"})).reply()
     assert simulator(bot).balance("a1b2c3d4e5f6a7b8c9d0") > 0  # checked with the (simulated) orchestrator
     await (await alice.slash("settings notify", dm="off")).reply()
-    running = await start_run(bot, stage, alice, data, name="keeps")
-    card, thread = await open_job_thread(bot, store, running)
-    assert thread is not None
+    running = await train(bot, alice, name="keeps")
+    assert running.card_message_id and running.thread_id
+    card, thread = stage.messages[running.card_message_id], stage.channel(running.thread_id)
     only_hers = await dataset(bot, tmp_path, count=3)
     cancelled = await start_run(bot, stage, alice, only_hers, name="stops")
     await bot.services.canceller.cancel(cancelled, actor_id=alice.id)

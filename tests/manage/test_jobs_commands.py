@@ -10,9 +10,8 @@ import discord
 from bot.app import TrainerBot
 from cogs.job_cancel import AskCancelButton, ConfirmCancelButton
 from cogs.job_lists import JobQuery, MemberJobsPage
-from cogs.job_thread import open_job_thread
 from storage.models import JobStatus
-from tests.manage.helpers import dataset, insert_jobs, simulator, start_run
+from tests.manage.helpers import dataset, insert_jobs, simulator, start_run, train
 from tests.stage import Stage, StageMember
 
 
@@ -50,9 +49,9 @@ async def test_cancel_edits_the_card_and_says_so_in_the_thread(
 ) -> None:
     bot = bot_on_stage
     simulator(bot).speed = 0
-    job = await start_run(bot, stage, alice, await dataset(bot, tmp_path))
-    card, thread = await open_job_thread(bot, bot.services.store, job)  # what /train does after Confirm
-    assert thread is not None
+    job = await train(bot, alice, name="dog")
+    assert job.card_message_id and job.thread_id
+    card, thread = stage.messages[job.card_message_id], stage.channel(job.thread_id)
 
     shown = await (await alice.slash("jobs show", job=job.id)).reply()
     link = shown.button(label="Open thread")

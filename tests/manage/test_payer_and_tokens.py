@@ -17,9 +17,8 @@ import pytest
 from bot.app import TrainerBot
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode
-from bot.jobs.payer import MissingToken
 from storage.models import JobStatus, TokenSource
-from tests.manage.helpers import dataset, quote, start_run
+from tests.manage.helpers import train, train_refused
 from tests.stage import Stage, StageMember
 from tests.stage.bots import bot_in_process
 
@@ -43,7 +42,11 @@ async def civitai() -> AsyncIterator[Simulator]:
 async def real_bot(stage: Stage, civitai: Simulator, tmp_path: Path) -> AsyncIterator[TrainerBot]:
     assert civitai.base_url is not None
     async with bot_in_process(
-        stage, tmp_path / "bot-data", civitai_mode=CivitaiMode.REAL, orchestrator_url=civitai.base_url
+        stage,
+        tmp_path / "bot-data",
+        civitai_mode=CivitaiMode.REAL,
+        orchestrator_url=civitai.base_url,
+        command_cooldown_seconds=0,
     ) as bot:
         yield bot
 
@@ -87,12 +90,11 @@ async def test_who_pays_decides_the_token_and_tokens_never_leak(
         caplog.set_level(logging.DEBUG, logger=name)
     caplog.set_level(logging.INFO, logger="discord")  # its DEBUG logs gateway payloads; the bot never enables it
     bot = real_bot
-    data = await dataset(bot, tmp_path)
 
-    # The server pays, without a token: refused, saying what to do.
+    # The server pays, without a token: /train is refused, saying what to do.
     await (await admin.slash("admin payer", who="server")).reply()
-    with pytest.raises(MissingToken, match="/admin token set"):
-        await quote(bot, stage, alice, data)
+    refusal = await train_refused(alice)
+    assert refusal.startswith("No Civitai account to pay for this") and "/admin token set" in refusal
 
     # A token Civitai refuses is not stored.
     said = await link(admin, "admin token set", WRONG_TOKEN)
@@ -101,7 +103,7 @@ async def test_who_pays_decides_the_token_and_tokens_never_leak(
 
     said = await link(admin, "admin token set", f"  {SERVER_TOKEN}  ")
     assert said.startswith("Token linked")
-    job = await start_run(bot, stage, alice, data)
+    job = await train(bot, alice)
     assert job.token_source is TokenSource.SERVER and job.status is JobStatus.SUBMITTED and not job.simulated
     assert civitai._records[job.workflow_id or ""].token == SERVER_TOKEN
 
@@ -116,11 +118,10 @@ async def test_who_pays_decides_the_token_and_tokens_never_leak(
 
     # Each member pays: alice has no token yet.
     await (await admin.slash("admin payer", who="user")).reply()
-    with pytest.raises(MissingToken, match="/account token"):
-        await quote(bot, stage, alice, data)
+    assert "/account token" in await train_refused(alice)
     said = await link(alice, "account token", ALICE_TOKEN)
     assert "your runs here use it" in said
-    job = await start_run(bot, stage, alice, data)
+    job = await train(bot, alice)
     assert job.token_source is TokenSource.USER
     assert civitai._records[job.workflow_id or ""].token == ALICE_TOKEN
 
@@ -132,19 +133,16 @@ async def test_who_pays_decides_the_token_and_tokens_never_leak(
     await alice.click(prompt, label="Keep my run history")
     await alice.wait_ephemeral(lambda m: m.embed["title"] == "Token deleted, history kept")
     assert await bot.services.store.jobs.get(job.id) is not None
-    with pytest.raises(MissingToken, match="/account token"):
-        await quote(bot, stage, alice, data)
+    assert "/account token" in await train_refused(alice)
 
     # The operator pays, and there is no CIVITAI_TOKEN.
     await (await admin.slash("admin payer", who="operator")).reply()
-    with pytest.raises(MissingToken, match="CIVITAI_TOKEN"):
-        await quote(bot, stage, alice, data)
+    assert "CIVITAI_TOKEN" in await train_refused(alice)
 
     # Clearing the server token: the server pays again, and is refused again.
     await (await admin.slash("admin token clear")).reply()
     await (await admin.slash("admin payer", who="server")).reply()
-    with pytest.raises(MissingToken):
-        await quote(bot, stage, alice, data)
+    assert "/admin token set" in await train_refused(alice)
 
     await bot.services.audit.drain()
     actions = [e.action for e in await bot.services.store.audit.recent(stage.guild.id, limit=50)]
