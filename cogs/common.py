@@ -18,7 +18,11 @@ class NotAllowed(UserFacingError):
 
 
 def services(interaction: discord.Interaction) -> Services:
-    return cast(Services, interaction.client.services)  # type: ignore[attr-defined]
+    return services_of(interaction.client)
+
+
+def services_of(client: discord.Client) -> Services:
+    return cast(Services, client.services)  # type: ignore[attr-defined]
 
 
 def is_admin(interaction: discord.Interaction) -> bool:

@@ -15,7 +15,7 @@ import discord
 
 from bot.jobs.access import visible_job
 from bot.jobs.cancel import REFUND_NOTE, Cancellation
-from cogs.common import CANCELLABLE, is_admin, services
+from cogs.common import CANCELLABLE, is_admin, services, services_of
 from cogs.errors import report_error
 from cogs.job_card import job_card_embed, status_label
 from cogs.replies import INFO_COLOUR, OK_COLOUR
@@ -74,22 +74,39 @@ def outcome_embed(result: Cancellation) -> discord.Embed:
 
 
 async def announce_cancel(client: discord.Client, result: Cancellation, actor_id: int) -> None:
-    """Edit the public card and say so in the run's thread (best effort: the cancel stands)."""
+    """Edit the public card, say so in the run's thread, and DM the owner when someone else (an
+    admin) cancelled it. Best effort: the cancel stands whatever Discord answers."""
     job = result.job
     if not (result.cancelled and result.submitted):
         return
+    by_admin = actor_id != job.user_id
     try:
         if job.card_channel_id and job.card_message_id:
             card = client.get_partial_messageable(job.card_channel_id).get_partial_message(job.card_message_id)
             await card.edit(embed=job_card_embed(job))
         if job.thread_id:
-            thread = client.get_partial_messageable(job.thread_id)
-            await thread.send(
-                f"🚫 <@{actor_id}> cancelled this run. {REFUND_NOTE}",
-                allowed_mentions=discord.AllowedMentions.none(),
+            who = f"<@{job.user_id}>, a server admin (<@{actor_id}>)" if by_admin else f"<@{actor_id}>"
+            await client.get_partial_messageable(job.thread_id).send(
+                f"🚫 {who} cancelled this run. {REFUND_NOTE}",
+                allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)] if by_admin else False),
             )
     except discord.HTTPException as exc:
         log.warning("Job %s was cancelled but its card or thread could not be updated: %s", job.id, exc.status)
+    if by_admin and (await services_of(client).store.users.get(job.user_id)).dm_notify:
+        await dm_owner(client, job, actor_id)
+
+
+async def dm_owner(client: discord.Client, job: Job, actor_id: int) -> None:
+    simulated = " (a SIMULATED run)" if job.simulated else ""
+    text = (
+        f"🚫 A server admin (<@{actor_id}>) cancelled your run **{discord.utils.escape_markdown(job.name)}** "
+        f"(`{job.id}`){simulated}. {REFUND_NOTE}"
+    )
+    try:
+        user = client.get_user(job.user_id) or await client.fetch_user(job.user_id)
+        await user.send(text, allowed_mentions=discord.AllowedMentions.none())
+    except discord.HTTPException as exc:  # DMs closed (50007) or the member is gone
+        log.info("Could not DM the owner of job %s about its cancel: %s %s", job.id, exc.status, exc.code)
 
 
 class AskCancelButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:cancelask:" + JOB_ID):

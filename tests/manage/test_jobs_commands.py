@@ -145,7 +145,7 @@ async def test_an_admin_cancels_any_job_of_their_server(
 ) -> None:
     bot = bot_on_stage
     simulator(bot).speed = 0
-    job = await start_run(bot, stage, alice, await dataset(bot, tmp_path))
+    job = await train(bot, alice, name="dog")
     assert [c["value"] for c in await admin.autocomplete("admin cancel", "job", "")] == [job.id]
     assert await admin.autocomplete("jobs cancel", "job", "") == []  # /jobs stays about their own runs
     listing = await (await admin.slash("admin jobs", member="alice", status="running")).reply()
@@ -159,3 +159,12 @@ async def test_an_admin_cancels_any_job_of_their_server(
     assert stored is not None and stored.status is JobStatus.CANCELED
     entry = (await bot.services.store.audit.recent(stage.guild.id))[0]
     assert (entry.action, entry.actor_id, entry.subject_id) == ("job.cancel", admin.id, alice.id)
+    # The owner hears about it: pinged in the thread, and by DM.
+    said = await stage.wait_message(job.thread_id, lambda m: "cancelled this run" in m.content)
+    assert said.content.startswith(f"🚫 <@{alice.id}>, a server admin (<@{admin.id}>)")
+    posted = [
+        r for r in stage.requests if r.method == "POST" and r.path.endswith(f"/channels/{job.thread_id}/messages")
+    ]
+    assert [int(u) for u in posted[-1].body["allowed_mentions"]["users"]] == [alice.id]
+    dm = await alice.wait_dm(lambda m: "cancelled your run" in m.content)
+    assert f"`{job.id}`" in dm.content and "Refunds are Civitai's decision" in dm.content
