@@ -1,6 +1,7 @@
 # LoRA Trainer Bot: one process (Discord gateway + embedded web server on 8080).
 #   docker build -t lora-trainer-bot .
-#   docker run -d --env-file .env -v lora-data:/data -p 8080:8080 lora-trainer-bot
+#   docker run -d --name lora-trainer-bot -v lora-data:/data --env-file .env -p 8080:8080 lora-trainer-bot
+#   docker exec lora-trainer-bot python -m bot doctor
 # Put a TLS reverse proxy in front of 8080 and set PUBLIC_URL to its https address (no port).
 FROM python:3.11-slim
 

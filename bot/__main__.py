@@ -1,6 +1,7 @@
 """Entry point: ``python -m bot`` runs the bot; subcommands run the offline tools.
 
     python -m bot                          run the bot
+    python -m bot doctor                   check the settings, tokens, public URL and database
     python -m bot dataset check FILE.zip   check a dataset offline (--json for machines)
 """
 
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="LoRA Trainer Bot")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the bot (the default)")
+    sub.add_parser("doctor", help="check the settings, both tokens, the public URL and the database for real")
     dataset = sub.add_parser("dataset", help="dataset tools").add_subparsers(dest="dataset_command")
     check = dataset.add_parser("check", help="check and report on a dataset zip, offline")
     check.add_argument("file")
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command in (None, "run"):
         return run_bot()
+    if args.command == "doctor":
+        from bot.doctor import doctor
+
+        return asyncio.run(doctor())
     if args.command == "dataset" and args.dataset_command == "check":
         from bot.dataset.cli import check_command
 

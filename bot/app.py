@@ -17,6 +17,7 @@ import yarl
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.invite import PERMISSIONS, SCOPES, invite_url, permission_names
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ def point_discord_at(settings: Settings) -> None:
 
 class TrainerBot(commands.Bot):
     def __init__(self, settings: Settings, services: Services | None = None) -> None:
+        # The bot never joins voice: spare operators discord.py's warnings about voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None)
@@ -56,6 +59,19 @@ class TrainerBot(commands.Bot):
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         await self.sync_commands_if_changed()
+        self.log_invite_url()
+
+    def log_invite_url(self) -> None:
+        """Tell the operator how to add the bot to a server (the application id is known after login)."""
+        if self.application_id is None:
+            return
+        log.info(
+            "Add the bot to a server with %s (scopes: %s; permissions %d: %s)",
+            invite_url(self.application_id),
+            " ".join(SCOPES),
+            PERMISSIONS,
+            permission_names(),
+        )
 
     async def close(self) -> None:
         try:

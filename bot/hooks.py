@@ -32,3 +32,14 @@ def verify_hook_secret(secret: str, stored_hash: str) -> bool:
 def hook_url(public_url: str, job_id: str, secret: str) -> str:
     """The callback URL to register on the job's workflow."""
     return f"{public_url.rstrip('/')}/hooks/civitai/{job_id}/{secret}"
+
+
+# ``python -m bot doctor`` posts here through PUBLIC_URL: a real round trip to the hook endpoint.
+DOCTOR_PROBE_PATH = "/hooks/doctor/{nonce}"
+
+
+def doctor_proof(secret_key: str, nonce: str) -> str:
+    """The answer to the doctor's probe. Only a process holding the same SECRET_KEY can give it,
+    so the doctor knows PUBLIC_URL reaches this bot and not some other server."""
+    message = f"lora-trainer-bot/doctor-probe/{nonce}".encode()
+    return hmac.new(secret_key.encode("utf-8"), message, hashlib.sha256).hexdigest()

@@ -253,3 +253,12 @@ class BotMetrics:
         self.dataset_downloads = r.counter(
             "lorabot_dataset_downloads_total", "Requests for signed dataset URLs, by outcome.", ["outcome"]
         )
+        self.retention_removed = r.counter(
+            "lorabot_retention_removed_total", "Expired things the periodic cleanup removed, by kind.", ["kind"]
+        )
+
+    def count_orchestrator_call(self, operation: str, error_kind: str | None) -> None:
+        """The orchestrator client's ``metrics`` callback: one call per HTTP attempt."""
+        self.orchestrator_calls.inc(operation=operation)
+        if error_kind is not None:
+            self.orchestrator_errors.inc(kind=error_kind)

@@ -24,6 +24,7 @@ from bot.jobs.policy import Cooldowns
 from bot.jobs.submission import TrainingService
 from bot.logging_setup import register_secret
 from bot.metrics import BotMetrics
+from bot.retention import Retention
 from bot.secretbox import SecretBox
 from bot.web.server import WebServer
 from bot.web.signing import DatasetUrlSigner
@@ -54,6 +55,8 @@ class Services:
     orchestrator: Orchestrator
     training: TrainingService
     cooldowns: Cooldowns
+    # Removes expired datasets, delivery records, drafts and temp files in the background.
+    retention: Retention
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -76,7 +79,9 @@ class Services:
             )
             if web is not None:
                 stack.push_async_callback(web.stop)
-            orchestrator = await start_orchestrator(settings, store, web_base_url=web.base_url if web else None)
+            orchestrator = await start_orchestrator(
+                settings, store, web_base_url=web.base_url if web else None, metrics=metrics.count_orchestrator_call
+            )
             stack.push_async_callback(orchestrator.close)
             training = TrainingService(
                 settings=settings,
@@ -100,7 +105,9 @@ class Services:
                 orchestrator=orchestrator,
                 training=training,
                 cooldowns=Cooldowns(clock),
+                retention=Retention(settings, store, datasets, clock, metrics=metrics),
             )
+            services.retention.start()
             stack.pop_all()  # started: from now on close() owns the shutdown
         return services
 
@@ -109,8 +116,10 @@ class Services:
         return self.orchestrator.simulated
 
     async def close(self) -> None:
-        """Stop taking callbacks first, then the orchestrator client, then the database."""
+        """Stop the clean-up and callbacks first, then the orchestrator client, then the database."""
         try:
+            with contextlib.suppress(Exception):
+                await self.retention.stop()
             if self.web is not None:
                 await self.web.stop()
             with contextlib.suppress(Exception):

@@ -12,7 +12,7 @@ from storage.guilds import GuildRepository
 from storage.jobs import JobRepository
 from storage.journal import DeliveryRepository, EpochRepository, EventRepository
 from storage.ledger import LedgerRepository
-from storage.migrations import apply_migrations
+from storage.migrations import apply_migrations, current_version, load_migrations
 from storage.models import GuildDefaults
 from storage.users import UserRepository
 
@@ -55,6 +55,16 @@ class Store:
 
     async def close(self) -> None:
         await self.db.close()
+
+    async def schema_version(self) -> tuple[int, int]:
+        """(the database's migration version, the newest migration this code ships)."""
+        return await current_version(self.db.conn), len(load_migrations())
+
+    async def integrity_problems(self) -> list[str]:
+        """What SQLite's quick_check finds wrong with the file (empty when it is sound)."""
+        rows = await self.db.all("PRAGMA quick_check")
+        found = [str(row[0]) for row in rows]
+        return [] if found == ["ok"] else found
 
     async def get_meta(self, key: str) -> str | None:
         row = await self.db.one("SELECT value FROM meta WHERE key = ?", (key,))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -119,6 +120,16 @@ def _parse(model: type[M], response: httpx.Response) -> M:
         raise e.UnexpectedResponse(response.status_code) from None
 
 
+# Told about every HTTP attempt: (operation, None) on success, (operation, error kind) on failure.
+CallMetrics = Callable[[str, "str | None"], None]
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def error_kind(error: e.OrchestratorError) -> str:
+    """A short label for a failure, e.g. ``OrchestratorServerError`` → ``server_error``."""
+    return _CAMEL.sub("_", type(error).__name__).lower().removeprefix("orchestrator_")
+
+
 def _path_part(value: str) -> str:
     # Ids are opaque: never let one change the path.
     return urllib.parse.quote(value, safe="")
@@ -133,8 +144,10 @@ class OrchestratorClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.metrics = metrics
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self._origin = httpx.URL(self.base_url).copy_with(path="/", query=None, fragment=None)
@@ -185,9 +198,39 @@ class OrchestratorClient:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def operation(self, request: httpx.Request) -> str:
+        """What a request does, as the metrics label it (``submit``, ``get``, ``download``…)."""
+        base = self._http.base_url.path.rstrip("/")
+        path = request.url.path
+        if not self.is_own_origin(str(request.url)) or not path.startswith(base):
+            return "download"
+        path = path[len(base) :]
+        if path.startswith(BLOBS):
+            return "refresh_blob" if path.endswith("/refresh") else "upload_blob" if path == BLOBS else "download"
+        if path == WORKFLOWS:
+            if request.method == "POST":
+                return "whatif" if request.url.params.get("whatif") == "true" else "submit"
+            return "list"
+        if path.startswith(WORKFLOWS + "/"):
+            return "cancel" if request.method == "PUT" else "get"
+        return "other"
+
+    def _count(self, request: httpx.Request, error: e.OrchestratorError | None = None) -> None:
+        if self.metrics is not None:
+            self.metrics(self.operation(request), error_kind(error) if error is not None else None)
+
     async def send_once(
         self, request: httpx.Request, *, submitting: bool = False, price: int | None = None
     ) -> httpx.Response:
+        try:
+            response = await self._send_once(request, submitting=submitting, price=price)
+        except e.OrchestratorError as error:
+            self._count(request, error)
+            raise
+        self._count(request)
+        return response
+
+    async def _send_once(self, request: httpx.Request, *, submitting: bool, price: int | None) -> httpx.Response:
         try:
             response = await self._http.send(request)
         except httpx.TimeoutException:
@@ -205,6 +248,14 @@ class OrchestratorClient:
 
     async def stream_to(self, request: httpx.Request, sink: Callable[[bytes], object], max_bytes: int) -> None:
         """Send ``request`` and feed the body to ``sink``, refusing more than ``max_bytes``."""
+        try:
+            await self._stream_to(request, sink, max_bytes)
+        except e.OrchestratorError as error:
+            self._count(request, error)
+            raise
+        self._count(request)
+
+    async def _stream_to(self, request: httpx.Request, sink: Callable[[bytes], object], max_bytes: int) -> None:
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TimeoutException:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from bot.civitai.client import OrchestratorClient
+from bot.civitai.client import CallMetrics, OrchestratorClient
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode, Settings
 from storage import Store
@@ -40,19 +40,27 @@ async def wants_simulation(settings: Settings, store: Store) -> bool:
     return settings.civitai_token is None and not await store.guilds.any_server_token()
 
 
-async def start_orchestrator(settings: Settings, store: Store, *, web_base_url: str | None) -> Orchestrator:
+async def start_orchestrator(
+    settings: Settings, store: Store, *, web_base_url: str | None, metrics: CallMetrics | None = None
+) -> Orchestrator:
     if not await wants_simulation(settings, store):
         log.info("Using the Civitai orchestrator at %s", settings.orchestrator_url)
-        return Orchestrator(OrchestratorClient(settings.orchestrator_url), None)
+        return Orchestrator(OrchestratorClient(settings.orchestrator_url, metrics=metrics), None)
     simulator = Simulator(speed=settings.simulator_speed, accept_any_token=True)
     base_url = await simulator.start("127.0.0.1", 0)
     if settings.public_url and web_base_url:
         # The simulator runs beside the bot: reach PUBLIC_URL's host (hosted datasets,
         # callbacks) directly on the embedded web server instead of through the internet.
         simulator.route_host(urlsplit(settings.public_url).hostname or "", web_base_url)
+    why = (
+        "CIVITAI_MODE=simulate"
+        if settings.civitai_mode is CivitaiMode.SIMULATE
+        else "no Civitai token is configured (CIVITAI_TOKEN or a server token)"
+    )
     log.warning(
-        "SIMULATED mode: no Civitai token is configured (or CIVITAI_MODE=simulate), so training runs "
-        "against the built-in simulator at %s. Nothing is charged and results are generated.",
+        "SIMULATED mode (%s): training runs against the built-in orchestrator simulator at %s. Nothing is "
+        "charged and results are generated; every job says SIMULATED. Set CIVITAI_TOKEN to train for real.",
+        why,
         base_url,
     )
-    return Orchestrator(OrchestratorClient(base_url), simulator)
+    return Orchestrator(OrchestratorClient(base_url, metrics=metrics), simulator)

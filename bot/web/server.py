@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.config import Settings, ensure_secret_key
-from bot.hooks import verify_hook_secret
+from bot.hooks import DOCTOR_PROBE_PATH, doctor_proof, verify_hook_secret
+from bot.logging_setup import job_context
 from bot.metrics import CONTENT_TYPE, BotMetrics
 from bot.web.access_log import RedactingAccessLogger
 from bot.web.protocols import DatasetFiles, DeliveryOutcome, HookSink
@@ -35,6 +36,7 @@ MAX_HOOK_BODY_BYTES = 64 * 1024
 STOP_GRACE_SECONDS = 5.0
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_DOCTOR_NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 # Compared against when the job is unknown, so both paths do the same work.
 _NO_SUCH_HASH = "0" * 64
 # A job's hook secret never changes, and its callbacks come in bursts (one per status change), so
@@ -91,7 +93,8 @@ class WebServer:
         self.datasets = datasets
         self.metrics = metrics
         self.readiness = readiness
-        self._signing_key = dataset_signing_key(ensure_secret_key(settings).get_secret_value())
+        self._secret_key = ensure_secret_key(settings).get_secret_value()
+        self._signing_key = dataset_signing_key(self._secret_key)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
@@ -103,6 +106,7 @@ class WebServer:
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_HOOK_BODY_BYTES)
         app.router.add_post("/hooks/civitai/{job}/{secret}", self.handle_hook)
+        app.router.add_post(DOCTOR_PROBE_PATH, self.handle_doctor_probe)
         app.router.add_get("/datasets/{digest}/{expires}/{signature}/dataset.zip", self.handle_dataset)
         app.router.add_get("/healthz", self.handle_health)
         app.router.add_get("/metrics", self.handle_metrics)
@@ -206,11 +210,19 @@ class WebServer:
         task.add_done_callback(self._callbacks.discard)
 
     async def _run_callback(self, job_id: str, payload: dict[str, Any]) -> None:
-        try:
-            await self.hooks.on_callback(job_id, payload)
-        except Exception:
-            # The reconcile pass will catch the job up; the orchestrator already got its 200.
-            log.exception("Handling the callback for job %s failed", job_id)
+        with job_context(job_id=job_id):
+            try:
+                await self.hooks.on_callback(job_id, payload)
+            except Exception:
+                # The reconcile pass will catch the job up; the orchestrator already got its 200.
+                log.exception("Handling the callback for job %s failed", job_id)
+
+    async def handle_doctor_probe(self, request: web.Request) -> web.Response:
+        """Prove to ``python -m bot doctor`` that PUBLIC_URL reaches this very bot."""
+        nonce = request.match_info["nonce"]
+        if not _DOCTOR_NONCE.fullmatch(nonce):
+            return _plain(404, "not found")
+        return _plain(200, doctor_proof(self._secret_key, nonce))
 
     # -- datasets ----------------------------------------------------------------------------
 

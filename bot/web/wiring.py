@@ -22,6 +22,25 @@ class WebServerBindError(RuntimeError):
     pass
 
 
+def build_web_server(
+    settings: Settings,
+    *,
+    metrics: BotMetrics,
+    jobs: HookJobs | None = None,
+    target: CallbackTarget | None = None,
+    datasets: DatasetFiles | None = None,
+    readiness: Readiness | None = None,
+) -> WebServer:
+    """The server with stand-ins for the parts not given (no jobs known, callbacks only logged)."""
+    return WebServer(
+        settings,
+        hooks=ComposedHookSink(jobs or NoTrackedJobs(), target or LoggingCallbackTarget()),
+        datasets=datasets or DirectoryDatasetFiles(settings.data_dir / "datasets"),
+        metrics=metrics,
+        readiness=readiness,
+    )
+
+
 async def start_web_server(
     settings: Settings,
     *,
@@ -36,12 +55,8 @@ async def start_web_server(
     Without PUBLIC_URL the server only offers /healthz and /metrics (jobs are polled), so a busy
     port is a warning. With PUBLIC_URL, callbacks and hosted datasets need it: refuse to start.
     """
-    server = WebServer(
-        settings,
-        hooks=ComposedHookSink(jobs or NoTrackedJobs(), target or LoggingCallbackTarget()),
-        datasets=datasets or DirectoryDatasetFiles(settings.data_dir / "datasets"),
-        metrics=metrics,
-        readiness=readiness,
+    server = build_web_server(
+        settings, metrics=metrics, jobs=jobs, target=target, datasets=datasets, readiness=readiness
     )
     try:
         await server.start()
