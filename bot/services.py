@@ -16,10 +16,13 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from bot.accounts import AccountService
+from bot.audit import AuditTrail
 from bot.civitai.provision import Orchestrator, start_orchestrator
 from bot.clock import Clock
 from bot.config import Settings, ensure_secret_key
 from bot.dataset.store import DatasetStore
+from bot.jobs.cancel import JobCanceller
 from bot.jobs.policy import Cooldowns
 from bot.jobs.submission import TrainingService
 from bot.jobs.tracker import Tracker
@@ -56,6 +59,9 @@ class Services:
     orchestrator: Orchestrator
     training: TrainingService
     cooldowns: Cooldowns
+    audit: AuditTrail  # store + log-channel lines for setting changes, submits, cancels, failures
+    canceller: JobCanceller
+    accounts: AccountService  # Civitai tokens of members and servers; forgetting a member
     # Removes expired datasets, delivery records, drafts and temp files in the background.
     retention: Retention
     # Follows submitted runs; started by the cog that shows its events (cogs.job_posts).
@@ -92,6 +98,8 @@ class Services:
                 settings, store, web_base_url=web.base_url if web else None, metrics=metrics.count_orchestrator_call
             )
             stack.push_async_callback(orchestrator.close)
+            audit = AuditTrail(store)
+            stack.push_async_callback(audit.close)
             training = TrainingService(
                 settings=settings,
                 store=store,
@@ -102,6 +110,22 @@ class Services:
                 signer=DatasetUrlSigner.from_settings(settings),
                 hook_key=derived_key(secret_key, "hook-secrets"),
                 simulated=orchestrator.simulated,
+                audit=audit,
+            )
+            canceller = JobCanceller(
+                store=store,
+                secretbox=secretbox,
+                orchestrator=orchestrator.client,
+                operator_token=settings.civitai_token,
+                audit=audit,
+            )
+            accounts = AccountService(
+                store=store,
+                secretbox=secretbox,
+                orchestrator=orchestrator.client,
+                audit=audit,
+                canceller=canceller,
+                datasets=datasets,
             )
             tracker = Tracker(
                 settings=settings, store=store, secretbox=secretbox, client=orchestrator.client, clock=clock
@@ -118,6 +142,9 @@ class Services:
                 orchestrator=orchestrator,
                 training=training,
                 cooldowns=Cooldowns(clock),
+                audit=audit,
+                canceller=canceller,
+                accounts=accounts,
                 retention=Retention(settings, store, datasets, clock, metrics=metrics),
                 tracker=tracker,
             )
@@ -132,6 +159,7 @@ class Services:
     async def close(self) -> None:
         """Stop the clean-up and callbacks first, then the tracker, the orchestrator client, the database."""
         try:
+            await self.audit.close()
             with contextlib.suppress(Exception):
                 await self.retention.stop()
             if self.web is not None:

@@ -6,5 +6,13 @@ Every module listed in ``EXTENSIONS`` is a discord.py extension with an async ``
 EXTENSIONS = [
     "cogs.errors",
     "cogs.help",
+    "cogs.confirmation_buttons",
+    "cogs.train",
+    "cogs.dataset_check",
+    "cogs.cost",
+    "cogs.audit_log",
+    "cogs.jobs",
+    "cogs.account",
+    "cogs.admin",
     "cogs.job_posts",
 ]

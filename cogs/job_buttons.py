@@ -16,10 +16,12 @@ from typing import Any
 import discord
 
 from bot.errors import UserFacingError
+from bot.jobs.access import may_manage
 from bot.jobs.epoch_files import EpochLink
+from cogs.common import is_admin
 from cogs.errors import report_error
-from cogs.job_access import EPOCH, JOB, is_server_admin, job_for, services_of
-from cogs.train_further import FURTHER_ITEMS, TrainFurtherButton
+from cogs.job_access import EPOCH, JOB, job_for, services_of
+from cogs.train_further import TrainFurtherButton
 from storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,9 @@ async def send_download(interaction: discord.Interaction, job_id: str, number: i
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
         job = await job_for(interaction, job_id)
-        if interaction.user.id != job.user_id and not is_server_admin(interaction, job):
+        if not may_manage(
+            job, user_id=interaction.user.id, guild_id=interaction.guild_id, is_admin=is_admin(interaction)
+        ):
             raise NotAllowedToDownload(job.user_id)
         link = await services_of(interaction).tracker.fresh_link(job, number)
         await interaction.followup.send(ephemeral=True, **download_reply(job, link))
@@ -139,4 +143,4 @@ def download_select(job_id: str, epochs: Sequence[int]) -> discord.ui.View:
     return view
 
 
-DYNAMIC_ITEMS = (DownloadEpochButton, DownloadEpochSelect, *FURTHER_ITEMS)
+DYNAMIC_ITEMS = (DownloadEpochButton, DownloadEpochSelect, TrainFurtherButton)

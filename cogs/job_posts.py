@@ -80,6 +80,10 @@ class DiscordJobSink:
     async def show_card(self, job: Job, epochs_done: int) -> None:
         if job.card_channel_id is None or job.card_message_id is None:
             return
+        if not job.status.finished:
+            stored = await self.store.jobs.get(job.id)
+            if stored is not None and stored.status.finished:
+                return  # a throttled edit arriving after the run ended (e.g. a /jobs cancel): stale
         channel = self.bot.get_partial_messageable(job.card_channel_id, guild_id=job.guild_id)
         try:
             await channel.get_partial_message(job.card_message_id).edit(

@@ -193,6 +193,11 @@ class JobRepository:
         """Finish a job that was never submitted (cancelled, expired or refused)."""
         return await self._move(job_id, {JobStatus.DRAFT, JobStatus.SUBMITTING}, JobStatus.DISCARDED)
 
+    async def discard_draft(self, job_id: str) -> bool:
+        """Discard a job only while it is a draft: a Cancel click racing a Confirm must never
+        orphan a submit that is already on its way (``discard`` also takes ``submitting``)."""
+        return await self._move(job_id, {JobStatus.DRAFT}, JobStatus.DISCARDED)
+
     async def discard_stale_drafts(self, created_before: datetime) -> int:
         """Discard drafts nobody confirmed (the confirmation expires after 15 min); returns how many."""
         now = self.db.now()
@@ -330,6 +335,11 @@ class JobRepository:
         """Jobs counted against the per-member concurrency limit."""
         return await self.count(guild_id=guild_id, user_id=user_id, status=ACTIVE_STATUSES)
 
+    async def uses_dataset(self, digest: str) -> bool:
+        """Whether any job still refers to the dataset ``digest``."""
+        row = await self.db.one("SELECT EXISTS (SELECT 1 FROM jobs WHERE dataset_digest = ?)", (digest,))
+        return bool(row and row[0])
+
     async def list_unfinished(self) -> list[Job]:
         """Every job the tracker must follow (including submits a crash interrupted), oldest first."""
         statuses = sorted(s.value for s in ACTIVE_STATUSES)
@@ -340,7 +350,7 @@ class JobRepository:
 
     async def search(
         self,
-        user_id: int,
+        user_id: int | None,
         text: str,
         *,
         guild_id: int | None = None,
@@ -348,7 +358,8 @@ class JobRepository:
         finished_only: bool = False,
         limit: int = 25,
     ) -> list[Job]:
-        """The member's jobs whose name or id starts with ``text`` (case-insensitive), newest first."""
+        """The member's jobs (every member's with ``user_id=None``, for admins) whose name or id starts
+        with ``text`` (case-insensitive), newest first."""
         wanted = _status_set(status)
         if finished_only:
             wanted = FINISHED_STATUSES if wanted is None else wanted & FINISHED_STATUSES

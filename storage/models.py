@@ -8,6 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# Spend of members who asked to be forgotten keeps counting for their server under this id.
+FORGOTTEN_MEMBER_ID = 0
+
 
 class Payer(StrEnum):
     USER = "user"  # each member's linked token

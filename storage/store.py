@@ -13,7 +13,7 @@ from storage.jobs import JobRepository
 from storage.journal import DeliveryRepository, EpochRepository, EventRepository
 from storage.ledger import LedgerRepository
 from storage.migrations import apply_migrations, current_version, load_migrations
-from storage.models import GuildDefaults
+from storage.models import FORGOTTEN_MEMBER_ID, GuildDefaults
 from storage.users import UserRepository
 
 
@@ -80,13 +80,18 @@ class Store:
         """Delete everything that belongs to or names a member; returns rows removed per table.
 
         Their jobs go with the events, epochs and deliveries that hang off them (ON DELETE
-        CASCADE). Blocks the member placed on others stay in force, without their name. Cancel
-        the member's running jobs first: a job deleted here is no longer followed.
+        CASCADE); their spend stays in the ledger under ``FORGOTTEN_MEMBER_ID``. Blocks the
+        member placed on others stay in force, without their name. Cancel the member's running
+        jobs first: a job deleted here is no longer followed.
         """
         removed: dict[str, int] = {}
         async with self.db.transaction() as session:
             removed["jobs"] = await session.run("DELETE FROM jobs WHERE user_id = ?", (user_id,))
-            removed["spend_ledger"] = await session.run("DELETE FROM spend_ledger WHERE user_id = ?", (user_id,))
+            # Spend stays counted against the server's monthly cap, under nobody's name: forgetting
+            # must not hand a server its budget back.
+            removed["spend_ledger"] = await session.run(
+                "UPDATE spend_ledger SET user_id = ? WHERE user_id = ?", (FORGOTTEN_MEMBER_ID, user_id)
+            )
             removed["user_settings"] = await session.run("DELETE FROM user_settings WHERE user_id = ?", (user_id,))
             removed["guild_blocks"] = await session.run("DELETE FROM guild_blocks WHERE user_id = ?", (user_id,))
             await session.run("UPDATE guild_blocks SET blocked_by = NULL WHERE blocked_by = ?", (user_id,))

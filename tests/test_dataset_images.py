@@ -63,6 +63,43 @@ def test_truncated_progressive_jpeg_and_png_are_refused(tmp_path: Path) -> None:
     assert "cut short" in refusal_of(result, "q.png")
 
 
+def damage_mid_scan(jpeg: bytes, how: str) -> bytes:
+    """Damage the entropy-coded data halfway between the first scan header and the end marker.
+
+    JPEG has no checksum, so not every damage is detectable: a single flipped bit decodes to
+    other valid values, and bytes cut from a late refinement scan of a progressive JPEG can
+    read as one long end-of-band run. Damage like these below, libjpeg does notice.
+    """
+    start = jpeg.index(b"\xff\xda")
+    mid = start + (len(jpeg) - start) // 2
+    if how == "zeroed":
+        return jpeg[:mid] + bytes(256) + jpeg[mid + 256 :]
+    if how == "cut out":
+        return jpeg[:mid] + jpeg[mid + 256 :]
+    return jpeg[:mid] + b"\xff\xd9" + jpeg[mid + 2 :]  # a stray end-of-image marker
+
+
+# Pillow decodes all of these without complaint (it drops libjpeg's "corrupt data" warnings),
+# padding the picture with grey: the check must refuse them on every JPEG path.
+@pytest.mark.parametrize("how", ["zeroed", "cut out", "stray marker"])
+@pytest.mark.parametrize(
+    ("kind", "jpeg", "settings"),
+    [
+        ("kept as is", image_bytes("JPEG", size=(512, 384), quality=95), {}),
+        ("progressive", image_bytes("JPEG", size=(512, 384), quality=95, progressive=True), {}),
+        ("greyscale", image_bytes("JPEG", size=(512, 384), mode="L", quality=95), {}),
+        ("downscaled", image_bytes("JPEG", size=(512, 384), quality=95), {"max_image_side": 256}),
+        ("CMYK", image_bytes("JPEG", size=(512, 384), mode="CMYK", quality=95), {}),
+    ],
+)
+def test_jpeg_damaged_mid_stream_is_refused(
+    tmp_path: Path, how: str, kind: str, jpeg: bytes, settings: dict[str, object]
+) -> None:
+    result = check(tmp_path, {"ok.jpg": jpeg, "bad.jpg": damage_mid_scan(jpeg, how)}, **settings)
+    assert "damaged or cut short" in refusal_of(result, "bad.jpg"), kind
+    assert not [r for r in result.refusals if r.file == "ok.jpg"], kind
+
+
 def test_text_named_like_an_image_is_refused(tmp_path: Path) -> None:
     result = check(tmp_path, {"fake.jpg": b"hello, this is not a picture"})
     assert "not an image" in refusal_of(result, "fake.jpg")

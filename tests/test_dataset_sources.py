@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from ipaddress import ip_address
 from pathlib import Path
@@ -17,6 +18,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.dataset import DatasetError, intake_from_stream, intake_from_url
 from bot.dataset.addresses import address_problem
+from bot.dataset.sources import http_chunks
 from tests.dataset_helpers import image_bytes, make_zip, settings_for, zip_names
 
 
@@ -273,3 +275,54 @@ async def test_declared_size_over_the_cap_is_refused_before_reading(tmp_path: Pa
             chunks_of(b"x" * 10, 5, consumed), settings_for(tmp_path, max_zip_bytes=5), declared_size=10
         )
     assert consumed == []
+
+
+class RecordedProgress:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int | None, int | None]] = []
+
+    async def downloading(self, received: int, total: int | None) -> None:
+        self.events.append(("downloading", received, total))
+
+    async def checking(self, images: int | None) -> None:
+        self.events.append(("checking", images, None))
+
+
+async def test_stream_intake_reports_progress_then_the_image_count(tmp_path: Path) -> None:
+    files = {f"img{n}.jpg": image_bytes() for n in range(3)} | {"__MACOSX/._img0.jpg": b"junk", "img0.txt": b"x"}
+    files["notes.bin"] = bytes(3 * 1024 * 1024)  # a stray file, stored: the download spans a few flushes
+    data = make_zip(tmp_path / "in.zip", files, compression=zipfile.ZIP_STORED).read_bytes()
+    progress = RecordedProgress()
+    await intake_from_stream(
+        chunks_of(data, 256 * 1024, []), settings_for(tmp_path), declared_size=len(data), progress=progress
+    )
+    downloads = [e for e in progress.events if e[0] == "downloading"]
+    assert downloads and all(total == len(data) for _, _, total in downloads)
+    assert [received for _, received, _ in downloads] == sorted(received for _, received, _ in downloads)
+    assert progress.events[-1] == ("checking", 3, None)  # junk and captions are not counted
+
+
+async def test_url_intake_reports_progress_without_a_declared_size(
+    tmp_path: Path, server: str, loopback_only: list[Any]
+) -> None:
+    progress = RecordedProgress()
+    settings = settings_for(tmp_path, dataset_allow_loopback=True, max_zip_bytes=10_000_000)
+    result = await intake_from_url(f"{server}/endless", settings, progress=progress)
+    assert not result.accepted  # zeros are not a zip: the check says so, the count is unknown
+    downloads = [(received, total) for kind, received, total in progress.events if kind == "downloading"]
+    # Chunks arrive as the network delivers them: a report after each MiB flushed, no total known.
+    assert downloads and all(received >= 1024 * 1024 and total is None for received, total in downloads)
+    assert progress.events[-1] == ("checking", None, None)
+
+
+async def test_http_chunks_streams_a_body_and_names_a_failed_download(
+    tmp_path: Path, server: str, loopback_only: list[Any]
+) -> None:
+    received = b"".join([chunk async for chunk in http_chunks(f"{server}/files/dataset.zip", time_limit=5)])
+    assert received.startswith(b"PK")
+    with pytest.raises(DatasetError, match="HTTP 404"):
+        async for _ in http_chunks(f"{server}/missing", time_limit=5):
+            pass
+    with pytest.raises(DatasetError, match=r"took longer than 0\.2 s"):
+        async for _ in http_chunks(f"{server}/slow", time_limit=0.2):
+            pass

@@ -29,7 +29,7 @@ from bot.dataset.errors import DatasetError
 from bot.dataset.images import DecodeBudget, ImageLimits, ImageOutcome, ImageRefused, process_image
 from bot.dataset.normalised import NormalisedZip
 from bot.dataset.report import Change, DatasetResult, Refusal, Resolution, Skipped, count_formats
-from bot.dataset.store import DatasetStore, sha256_file
+from bot.dataset.store import DatasetStore
 
 SPOOL_BYTES = 16 * 1024 * 1024
 MAX_WORKERS = 4
@@ -102,6 +102,7 @@ class _Check:
         self.sizes: list[tuple[str, int, int]] = []
         self.formats: list[str] = []
         self.tiles: list[tuple[str, Image.Image]] = []
+        self.early_sheet: tuple[int, Future[bytes]] | None = None  # (image count it shows, the PNG)
 
     def run(self) -> DatasetResult:
         try:
@@ -150,11 +151,15 @@ class _Check:
         window: deque[Future[_Done]] = deque()
         with ThreadPoolExecutor(workers, thread_name_prefix="dataset") as pool:
             try:
+                consumed = 0
                 for ordinal, image in enumerate(plan.images):
                     caption = plan.captions.get(image.key)
                     window.append(pool.submit(self._work, archive, image, caption, ordinal < MAX_TILES))
                     if len(window) > workers:  # one waiting per worker: bounded memory
                         self._consume(window.popleft().result())
+                        consumed += 1
+                        if consumed == MAX_TILES and consumed < len(plan.images):
+                            self._render_sheet_early(pool, len(plan.images))
                 while window:
                     self._consume(window.popleft().result())
             finally:
@@ -165,7 +170,7 @@ class _Check:
 
     def _work(self, archive: zipfile.ZipFile, image: PlannedEntry, caption: PlannedEntry | None, thumb: bool) -> _Done:
         done = _Done(image, caption)
-        spool = tempfile.SpooledTemporaryFile(SPOOL_BYTES, dir=str(self.work))
+        spool = self._spool(image.info)
         try:
             done.payload_size = read_entry(archive, image.info, spool, self.budget)
             spool.seek(0)
@@ -197,6 +202,22 @@ class _Check:
             except DatasetError as exc:
                 done.refusals.append(Refusal(exc.file, exc.reason, exc.fix))
         return done
+
+    def _render_sheet_early(self, pool: ThreadPoolExecutor, planned: int) -> None:
+        """Every tile is in: render the sheet now, on a worker, while the other images decode.
+
+        It is rendered for ``planned`` images; ``_finish`` uses it only if that many were taken
+        (none refused), else renders again, so the sheet is the same either way.
+        """
+        if not self.result.refusals:
+            self.early_sheet = (planned, pool.submit(render_contact_sheet, list(self.tiles), planned))
+
+    def _spool(self, info: zipfile.ZipInfo) -> IO[bytes]:
+        """Memory for what fits in ``SPOOL_BYTES``, else a file. zipfile never yields more than
+        the declared size (it stops there and checks the CRC), so the declared size decides."""
+        if info.file_size <= SPOOL_BYTES:
+            return io.BytesIO()  # the JPEG decoder then reads it in place, without a copy
+        return tempfile.TemporaryFile(dir=str(self.work))
 
     def _consume(self, done: _Done) -> None:
         try:
@@ -252,12 +273,15 @@ class _Check:
         if not result.refusals:
             self._count_rules()
         self._warn()
-        if self.tiles:
+        if self.early_sheet is not None and self.early_sheet[0] == result.image_count:
+            result.contact_sheet = self.early_sheet[1].result()
+        elif self.tiles:
             result.contact_sheet = render_contact_sheet(self.tiles, result.image_count)
         if self.output is not None:
             self.output.close()
             if not result.refusals:
-                self._keep(self.output.path)
+                assert self.output.digest is not None
+                self._keep(self.output.path, self.output.digest)
 
     def _resolutions(self) -> None:
         if not self.sizes:
@@ -307,9 +331,9 @@ class _Check:
                 f"{_names(result.orphan_captions)}."
             )
 
-    def _keep(self, path: Path) -> None:
+    def _keep(self, path: Path, digest: str) -> None:
         result = self.result
-        result.digest = sha256_file(path)
+        result.digest = digest
         result.zip_bytes = path.stat().st_size
         result.accepted = True
         if self.store is not None:

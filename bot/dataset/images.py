@@ -1,10 +1,12 @@
 """One image: prove it decodes completely, then make it something the trainer takes.
 
-Verification is a full decode with truncated images refused. For a JPEG that needs no change
-the decode runs in draft mode at 1/8 scale: libjpeg still reads every entropy-coded byte of
-every scan (it must, to find where each block ends), so a cut-off or short file fails exactly
-as in a full decode, at a fraction of the cost; the untouched bytes are then kept as they are.
-Anything else is decoded fully, fixed (orientation, colour mode, size, format) and re-encoded.
+Verification is a full decode with truncated images refused. Every JPEG goes through the strict
+decoder (bot/dataset/jpeg.py), which also refuses data damaged in the middle, where Pillow
+would pad with grey. For a JPEG that needs no change the decode runs at 1/8 scale: libjpeg
+still reads every entropy-coded byte of every scan (it must, to find where each block ends),
+so a cut-off or damaged file fails exactly as in a full decode, at a fraction of the cost;
+the untouched bytes are then kept as they are. Anything else is decoded fully, fixed
+(orientation, colour mode, size, format) and re-encoded.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import IO
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from bot.dataset.entries import EXPORT_FIX
+from bot.dataset.jpeg import STRICT_MODES, CorruptJpeg, decode_strict
 
 # Never hand the trainer a silently truncated picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -148,6 +151,10 @@ class _Normaliser:
         if self.format == "JPEG":
             if image.mode in KEEP_MODES and _orientation(image) == 1 and max(width, height) <= limits.max_side:
                 return self._verify_jpeg_as_is()
+            # Pillow decodes the pixels to re-encode (straight into its own buffer: a strict
+            # decode at this scale would need a second full-size copy), after a strict check of
+            # the whole stream at 1/8 scale, since Pillow would pass damage in the middle.
+            self._decode_strict(image.mode if image.mode in STRICT_MODES else "CMYK", (1, 1))
             image.draft(image.mode, _jpeg_decode_size(width, height, limits.max_side))
         with self._decoding(image.width * image.height):
             image.load()
@@ -163,15 +170,23 @@ class _Normaliser:
         return self.budget.hold(pixels) if self.budget else nullcontext()
 
     def _verify_jpeg_as_is(self) -> ImageOutcome:
-        image = self.image
-        width, height = image.size
-        # Draft mode decodes at 1/8 scale (or thumbnail size) yet still reads the whole stream.
-        target = (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if self.want_thumbnail else (max(1, width // 8), max(1, height // 8))
-        image.draft(image.mode, target)
-        image.load()
-        outcome = self._kept(image)
+        width, height = self.image.size
+        # The smallest scale (1/8), or the thumbnail's, yet the whole stream is still read.
+        target = (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if self.want_thumbnail else (1, 1)
+        outcome = self._kept(self._decode_strict(self.image.mode, target))
         outcome.width, outcome.height = width, height
         return outcome
+
+    def _decode_strict(self, mode: str, min_size: tuple[int, int]) -> Image.Image:
+        source = self.source
+        try:
+            if isinstance(source, io.BytesIO):
+                with source.getbuffer() as view:  # no copy of the entry's bytes
+                    return decode_strict(view, mode, min_size)
+            source.seek(0)
+            return decode_strict(source.read(), mode, min_size)
+        except CorruptJpeg as exc:
+            raise _damaged() from exc
 
     def _kept(self, image: Image.Image) -> ImageOutcome:
         new_name = _name_for(self.name, self.format)

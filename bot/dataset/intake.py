@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import zipfile
 from collections.abc import AsyncIterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from aiohttp.abc import AbstractResolver
 
 from bot.config import Settings
 from bot.dataset.check import check_zip, work_root
+from bot.dataset.entries import IMAGE_SUFFIXES
 from bot.dataset.report import DatasetResult
 from bot.dataset.sources import download, too_big, write_capped
 from bot.dataset.store import DatasetStore
+
+
+class IntakeProgress(Protocol):
+    """Told how an intake goes, so a member watching a large zip sees it move."""
+
+    async def downloading(self, received: int, total: int | None) -> None: ...
+
+    async def checking(self, images: int | None) -> None: ...
 
 
 async def intake_from_stream(
@@ -28,6 +39,7 @@ async def intake_from_stream(
     store: DatasetStore | None = None,
     source: str = "attachment",
     declared_size: int | None = None,
+    progress: IntakeProgress | None = None,
 ) -> DatasetResult:
     """Check a zip arriving as chunks (a Discord attachment's body).
 
@@ -39,8 +51,9 @@ async def intake_from_stream(
         raise too_big(settings.max_zip_bytes)
     with tempfile.TemporaryDirectory(dir=work_root(settings), prefix="intake-") as tmp:
         path = Path(tmp) / "dataset.zip"
-        await write_capped(chunks, path, settings.max_zip_bytes)
-        return await _check(path, settings, trigger_word, store, source)
+        on_bytes = progress.downloading if progress else None
+        await write_capped(chunks, path, settings.max_zip_bytes, on_bytes=on_bytes, expected=declared_size)
+        return await _check(path, settings, trigger_word, store, source, progress)
 
 
 async def intake_from_url(
@@ -50,6 +63,7 @@ async def intake_from_url(
     trigger_word: str | None = None,
     store: DatasetStore | None = None,
     resolver: AbstractResolver | None = None,
+    progress: IntakeProgress | None = None,
 ) -> DatasetResult:
     """Download an https ``dataset_url`` (public addresses only) and check it.
 
@@ -58,15 +72,37 @@ async def intake_from_url(
     """
     with tempfile.TemporaryDirectory(dir=work_root(settings), prefix="intake-") as tmp:
         path = Path(tmp) / "dataset.zip"
-        await download(url, path, settings, resolver=resolver)
-        return await _check(path, settings, trigger_word, store, _display_source(url))
+        await download(url, path, settings, resolver=resolver, on_bytes=progress.downloading if progress else None)
+        return await _check(path, settings, trigger_word, store, _display_source(url), progress)
 
 
 async def _check(
-    path: Path, settings: Settings, trigger_word: str | None, store: DatasetStore | None, source: str
+    path: Path,
+    settings: Settings,
+    trigger_word: str | None,
+    store: DatasetStore | None,
+    source: str,
+    progress: IntakeProgress | None = None,
 ) -> DatasetResult:
     store = store or DatasetStore.from_settings(settings)
+    if progress is not None:
+        await progress.checking(await asyncio.to_thread(count_images, path))
     return await asyncio.to_thread(check_zip, path, settings, trigger_word=trigger_word, store=store, source=source)
+
+
+def count_images(path: Path) -> int | None:
+    """Images the zip's directory lists (junk aside), read without decompressing; None when it
+    is not a readable zip (the check says why)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [PurePosixPath(info.filename.replace("\\", "/")) for info in archive.infolist()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    return sum(
+        1
+        for name in names
+        if name.suffix.lower() in IMAGE_SUFFIXES and "__MACOSX" not in name.parts and not name.name.startswith("._")
+    )
 
 
 def _display_source(url: str) -> str:

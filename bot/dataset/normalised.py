@@ -3,10 +3,16 @@
 The same files in the same order always give the same bytes, so the digest identifies the
 dataset. Nothing is compressed: images are already compressed, captions are tiny, and deflate
 output differs between zlib builds.
+
+The digest is computed while the zip is written: zipfile only ever seeks back into the header
+of the entry being written, so all before it is final and is hashed after each entry (from the
+page cache, while the workers decode), instead of reading the whole zip again at the end.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -20,8 +26,12 @@ UNIX = 3
 class NormalisedZip:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._zip = zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True)
+        self._file = path.open("w+b")
+        self._zip = zipfile.ZipFile(self._file, "w", zipfile.ZIP_STORED, allowZip64=True)
         self.names: list[str] = []
+        self._sha256 = hashlib.sha256()
+        self._hashed = 0
+        self.digest: str | None = None  # hex SHA-256 of the whole file, once closed
 
     def add(self, name: str, data: bytes | IO[bytes], size: int) -> None:
         info = zipfile.ZipInfo(name, date_time=FIXED_TIMESTAMP)
@@ -35,6 +45,24 @@ class NormalisedZip:
             else:
                 shutil.copyfileobj(data, dest, 1024 * 1024)
         self.names.append(name)
+        self._hash_written()
 
     def close(self) -> None:
-        self._zip.close()
+        if self._file.closed:
+            return
+        try:
+            self._zip.close()
+            self._hash_written()
+            self.digest = self._sha256.hexdigest()
+        finally:
+            self._file.close()
+
+    def _hash_written(self) -> None:
+        self._file.flush()
+        end = self._file.tell()
+        while self._hashed < end:
+            chunk = os.pread(self._file.fileno(), min(end - self._hashed, 4 * 1024 * 1024), self._hashed)
+            if not chunk:
+                raise OSError(f"{self.path} is shorter than written")
+            self._sha256.update(chunk)
+            self._hashed += len(chunk)

@@ -60,6 +60,14 @@ class DatasetStore:
         path = self._path(digest)
         return path if path.is_file() else None
 
+    def remove(self, digest: str) -> bool:
+        """Delete one stored dataset now (its owner asked to be forgotten)."""
+        path = self.path_for(digest)
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+
     def purge_expired(self, now: float | None = None) -> list[str]:
         """Delete zips unused for longer than the retention; return their digests."""
         if not self.root.is_dir():

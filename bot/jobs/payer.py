@@ -42,6 +42,18 @@ class PayingAccount:
         }[self.payer]
 
 
+def describe_payer(payer: Payer, *, simulated: bool, server_token_set: bool) -> str:
+    """Who pays in this server, as /help tells every member (the rule, not one run)."""
+    if simulated:
+        return "nobody: the bot runs in SIMULATED mode, so no Buzz is spent and results are generated"
+    if payer is Payer.USER:
+        return "each member, with their own Civitai account (link yours with `/account token`)"
+    if payer is Payer.SERVER:
+        unset = "" if server_token_set else " (not set up yet: a server admin must run `/admin token set`)"
+        return f"this server's Civitai account{unset}"
+    return "the bot operator's Civitai account"
+
+
 async def resolve_payer(
     store: Store,
     secretbox: SecretBox,

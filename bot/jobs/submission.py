@@ -14,10 +14,12 @@ import base64
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from bot.audit import AuditTrail
 from bot.civitai import models as m
 from bot.civitai.client import OrchestratorClient, OrchestratorSession
 from bot.civitai.errors import (
@@ -36,7 +38,7 @@ from bot.dataset.store import DatasetStore
 from bot.errors import UserFacingError
 from bot.hooks import hash_hook_secret, hook_url
 from bot.jobs.advice import training_warnings
-from bot.jobs.dataset_files import default_sample_prompts, iter_images
+from bot.jobs.dataset_files import DEFAULT_PROMPTS_FROM_CAPTIONS, default_sample_prompts, iter_images
 from bot.jobs.payer import PayingAccount, resolve_payer
 from bot.jobs.policy import Member, TrainingPolicy
 from bot.secretbox import SecretBox
@@ -92,6 +94,33 @@ class Requester:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """What one Confirm click did: ``submitted_now`` is true only for the click whose submit
+    created the workflow, so exactly one click posts the job card and opens its thread."""
+
+    job: Job
+    submitted_now: bool
+
+
+@dataclass(frozen=True)
+class Pricing:
+    price: int
+    is_estimate: bool
+    # Whatif says the paying account holds less Buzz than the run costs (a submit would be refused).
+    short_of_buzz: bool = False
+
+
+SHORT_OF_BUZZ_PREFIX = "the paying Civitai account has less than"
+
+
+def short_of_buzz_warning(price: int) -> str:
+    return (
+        f"{SHORT_OF_BUZZ_PREFIX} the {price:,} Buzz this run costs right now: "
+        "add Buzz before pressing Confirm, or the submit is refused"
+    )
+
+
+@dataclass(frozen=True)
 class Quote:
     job: Job
     options: TrainingOptions
@@ -126,6 +155,7 @@ class TrainingService:
         signer: DatasetUrlSigner | None,
         hook_key: bytes,
         simulated: bool,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -137,12 +167,23 @@ class TrainingService:
         self.hook_key = hook_key
         self.simulated = simulated
         self.policy = TrainingPolicy(store, clock)
+        self.audit = audit  # each submit becomes a line in the server's log channel
 
     # Before the confirmation
 
     async def check_requester(self, requester: Requester) -> GuildSettings:
         """The checks that need nothing but the member: run first, before any download."""
         return await self.policy.check_member(requester.guild_id, requester.member)
+
+    async def precheck(self, requester: Requester, options: TrainingOptions) -> None:
+        """Everything that can refuse a run before its dataset is downloaded: the member rules,
+        the server's size caps, who pays, and the budget caps at the formula's price."""
+        guild = await self.policy.check_member(requester.guild_id, requester.member)
+        self.policy.check_size(guild, steps=options.steps, epochs=options.epochs)
+        await self.paying_account(requester)
+        prompts = len(options.sample_prompts) or DEFAULT_PROMPTS_FROM_CAPTIONS
+        price = estimate_price(options.steps, options.epochs, prompts).total
+        await self.policy.check_budget(guild, requester.member.user_id, price)
 
     async def paying_account(self, requester: Requester) -> PayingAccount:
         return await resolve_payer(
@@ -166,7 +207,8 @@ class TrainingService:
             prompts = default_sample_prompts(dataset.zip_path, options.trigger_word)
             options = replace(options, sample_prompts=tuple(prompts))
         breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
-        price, is_estimate = await self._whatif_price(account, options, dataset, breakdown)
+        pricing = await self._whatif_price(account, options, dataset.digest, dataset.image_count, breakdown)
+        price, is_estimate = pricing.price, pricing.is_estimate
         await self.policy.check_budget(guild, requester.member.user_id, price)
         job = await self.store.jobs.create(
             NewJob(
@@ -192,47 +234,71 @@ class TrainingService:
             price_is_estimate=is_estimate,
             breakdown=breakdown,
             payer=account.describe(),
-            warnings=training_warnings(options, dataset),
+            warnings=training_warnings(options, dataset) + _buzz_warning(pricing),
             simulated=account.simulated,
         )
 
     async def _whatif_price(
-        self, account: PayingAccount, options: TrainingOptions, dataset: DatasetResult, breakdown: PriceBreakdown
-    ) -> tuple[int, bool]:
-        url = self.signer.url_for(dataset.digest or "") if self.signer else WHATIF_PLACEHOLDER_URL
-        data = m.ZipTrainingData(source_url=url, count=dataset.image_count)
+        self,
+        account: PayingAccount,
+        options: TrainingOptions,
+        digest: str,
+        image_count: int,
+        breakdown: PriceBreakdown,
+    ) -> Pricing:
+        url = self.signer.url_for(digest) if self.signer else WHATIF_PLACEHOLDER_URL
+        data = m.ZipTrainingData(source_url=url, count=image_count)
         template = self._template(options, data, external_id=None, callback_url=None, job_id=None)
         try:
             workflow = await self.orchestrator.session(account.token).submit(template, whatif=True)
         except (OrchestratorUnreachable, OrchestratorServerError, RateLimited) as exc:
             log.warning("whatif pricing unavailable (%s); showing the formula as an estimate", type(exc).__name__)
-            return breakdown.total, True
+            return Pricing(breakdown.total, True)
         price = price_from_workflow(workflow)
-        return (price, False) if price is not None else (breakdown.total, True)
+        if price is None:
+            return Pricing(breakdown.total, True)
+        short = bool(workflow.transactions and workflow.transactions.insufficient_buzz)
+        return Pricing(price, False, short_of_buzz=short)
 
     async def update_sample_prompts(self, job_id: str, requester: Requester, prompts: list[str]) -> Quote | None:
-        """Edit sample prompts on a draft: new options and a fresh price; None when no longer a draft."""
-        job = await self._own_job(job_id, requester)
+        """Edit sample prompts on a draft and price it again (whatif, else the formula).
+
+        No prompts means the defaults (captions from the dataset, else the trigger word). None
+        when the job is no longer a draft (confirmed or cancelled meanwhile).
+        """
+        job = await self.own_job(job_id, requester)
+        if job.status is not JobStatus.DRAFT:
+            return None
+        if self.expired(job):
+            raise ConfirmationExpired()
+        if not prompts:
+            trigger = job.params.get("trigger_word")
+            prompts = default_sample_prompts(self.datasets.path_for(job.dataset_digest), trigger)
         options = TrainingOptions.from_user(**{**job.params, "sample_prompts": prompts})
         breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
-        if not await self.store.jobs.update_draft(job.id, options.as_dict(), breakdown.total, None):
+        account = await self.paying_account(requester)
+        pricing = await self._whatif_price(account, options, job.dataset_digest, job.image_count, breakdown)
+        quoted = None if pricing.is_estimate else pricing.price
+        if not await self.store.jobs.update_draft(job.id, options.as_dict(), breakdown.total, quoted):
             return None
         updated = await self.store.jobs.get(job.id)
         assert updated is not None
         return Quote(
             job=updated,
             options=options,
-            price=breakdown.total,
-            price_is_estimate=True,
+            price=pricing.price,
+            price_is_estimate=pricing.is_estimate,
             breakdown=breakdown,
-            payer=(await self.paying_account(requester)).describe(),
-            warnings=options.warnings(),
+            payer=account.describe(),
+            # Dataset warnings do not change with the prompts; the caller keeps those it showed.
+            warnings=options.warnings() + _buzz_warning(pricing),
             simulated=updated.simulated,
         )
 
-    async def discard(self, job_id: str, requester: Requester) -> None:
-        job = await self._own_job(job_id, requester)
-        await self.store.jobs.discard(job.id)
+    async def discard(self, job_id: str, requester: Requester) -> bool:
+        """Cancel a draft; False when it is no longer one (already submitted or being submitted)."""
+        job = await self.own_job(job_id, requester)
+        return await self.store.jobs.discard_draft(job.id)
 
     # Confirm
 
@@ -240,15 +306,26 @@ class TrainingService:
         return self.clock.now() - job.created_at > CONFIRMATION_TTL
 
     async def confirm(self, job_id: str, requester: Requester) -> Job:
-        """Submit the draft once. Returns the job; its status says whether this call submitted it
-        (``submitted``), another click is submitting it (``submitting``) or it already was."""
-        job = await self._own_job(job_id, requester)
+        """Submit the draft once. Returns the job; its status says whether it is submitted
+        (``submitted``) or another click is submitting it (``submitting``)."""
+        return (await self.submit_draft(job_id, requester)).job
+
+    async def submit_draft(
+        self, job_id: str, requester: Requester, *, on_claimed: Callable[[], Awaitable[None]] | None = None
+    ) -> Submission:
+        """``confirm``, also telling whether this very call submitted the job.
+
+        ``on_claimed`` runs once this call holds the submit claim, before the (maybe slow) submit:
+        only the click that will submit shows "Submitting…", so a second click never overwrites
+        the first one's result.
+        """
+        job = await self.own_job(job_id, requester)
         if job.status is JobStatus.DISCARDED:
-            raise ConfirmationClosed()
+            raise ConfirmationExpired() if self.expired(job) else ConfirmationClosed()
         if job.status is not JobStatus.DRAFT:
-            return job
+            return Submission(job, submitted_now=False)
         if self.expired(job):
-            await self.store.jobs.discard(job.id)
+            await self.store.jobs.discard_draft(job.id)
             raise ConfirmationExpired()
         guild = await self.policy.check_member(requester.guild_id, requester.member)
         options = TrainingOptions.from_user(**job.params)
@@ -258,8 +335,10 @@ class TrainingService:
         if not await self.store.jobs.claim_for_submit(job.id):
             current = await self.store.jobs.get(job.id)
             assert current is not None
-            return current
+            return Submission(current, submitted_now=False)
         try:
+            if on_claimed is not None:
+                await on_claimed()
             workflow = await self._submit(job, options, account)
         except BaseException:
             # Nothing reached a state worth keeping, or the orchestrator will answer the same
@@ -270,7 +349,11 @@ class TrainingService:
         submitted = await self.store.jobs.mark_submitted(job.id, workflow.id or "", price)
         if submitted is None:
             raise RuntimeError(f"job {job.id} left 'submitting' during its own submit")
-        return submitted
+        if self.audit is not None:
+            shown = f"{price or 0:,.0f}" + (" simulated" if job.simulated else "")
+            details = {"job": job.id, "name": job.name, "price": shown, "owner": job.user_id}
+            await self.audit.record(job.guild_id, job.user_id, "job.submit", details)
+        return Submission(submitted, submitted_now=True)
 
     async def _submit(self, job: Job, options: TrainingOptions, account: PayingAccount) -> m.Workflow:
         session = self.orchestrator.session(account.token)
@@ -350,7 +433,7 @@ class TrainingService:
             external_id=external_id,
         )
 
-    async def _own_job(self, job_id: str, requester: Requester) -> Job:
+    async def own_job(self, job_id: str, requester: Requester) -> Job:
         job = await self.store.jobs.get(job_id)
         if job is None or job.guild_id != requester.guild_id:
             raise JobNotFound()
@@ -359,4 +442,8 @@ class TrainingService:
         return job
 
 
-__all__ = ["OrchestratorError", "Quote", "Requester", "TrainingService"]
+def _buzz_warning(pricing: Pricing) -> list[str]:
+    return [short_of_buzz_warning(pricing.price)] if pricing.short_of_buzz else []
+
+
+__all__ = ["OrchestratorError", "Quote", "Requester", "Submission", "TrainingService"]

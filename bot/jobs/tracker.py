@@ -46,6 +46,7 @@ from bot.jobs.events import (
 )
 from bot.jobs.explain import MODERATION_UNDER_REVIEW, explain_end
 from bot.jobs.payer import job_token
+from bot.jobs.settlement import settle_job
 from bot.jobs.state import card_fingerprint, job_status, progress, stored_state
 from bot.secretbox import SecretBox
 from storage import Store
@@ -381,7 +382,7 @@ class Tracker:
                 told = await self._end(now, session, workflow, epochs_done)
             if not told:
                 return Refresh(Outcome.PENDING, changed)
-            await self._settle(job, workflow)
+            await settle_job(self.store, job.id, workflow)
             await self.store.jobs.update_state(job.id, status, state, fraction)
             self._hints.pop(job.id, None)
             return Refresh(Outcome.FINISHED, True)
@@ -475,16 +476,6 @@ class Tracker:
             return False
         await self.store.events.mark_handled(job_id, key)
         return True
-
-    async def _settle(self, job: Job, workflow: Workflow) -> None:
-        """Replace the submit-time price in the ledger by what the run really cost."""
-        transactions = workflow.transactions
-        if transactions is not None and transactions.items:
-            debits = sum(t.amount for t in transactions.items if (t.type or "").lower() == "debit")
-            credits = sum(t.amount for t in transactions.items if (t.type or "").lower() == "credit")
-            await self.store.ledger.settle(job.id, debits, credits)
-        elif workflow.cost is not None and workflow.cost.total is not None:
-            await self.store.ledger.settle(job.id, workflow.cost.total)
 
     async def _show_card(self, job: Job, epochs_done: int) -> None:
         await self.sink.show_card(job, epochs_done)

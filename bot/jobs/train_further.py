@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from pydantic import ValidationError
-
-from bot.civitai import models as m
 from bot.civitai.training import TrainingOptions
 from bot.dataset.check import check_zip
 from bot.errors import UserFacingError
+from bot.jobs.continuation import job_epoch_airs
 from bot.jobs.submission import Quote, Requester, TrainingService
 from storage.models import Job
 
@@ -53,15 +51,10 @@ class DatasetGone(UserFacingError):
 
 def epoch_air(job: Job, number: int) -> str:
     """The AIR of a finished epoch of ``job``, from its last authoritative state."""
-    try:
-        workflow = m.Workflow.model_validate(job.last_state or {})
-    except ValidationError:
-        log.warning("job %s has a stored state that no longer parses", job.id)
-        raise EpochNotReady(number) from None
-    epoch = next((e for e in workflow.available_epochs() if e.epoch_number == number), None)
-    if epoch is None or epoch.air is None:
+    air = dict(job_epoch_airs(job)).get(number)
+    if air is None:
         raise EpochNotReady(number)
-    return epoch.air
+    return air
 
 
 async def quote_train_further(training: TrainingService, job: Job, number: int, requester: Requester) -> Quote:

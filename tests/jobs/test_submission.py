@@ -12,8 +12,9 @@ from bot.civitai.training import TrainingOptions
 from bot.config import CivitaiMode, Settings
 from bot.dataset.intake import intake_from_stream
 from bot.dataset.report import DatasetResult
-from bot.jobs.policy import Member
-from bot.jobs.submission import ConfirmationExpired, NotYourJob, Requester
+from bot.jobs.payer import SIMULATED_TOKEN
+from bot.jobs.policy import Member, TrainingRefused
+from bot.jobs.submission import SHORT_OF_BUZZ_PREFIX, ConfirmationClosed, ConfirmationExpired, NotYourJob, Requester
 from bot.services import Services
 from storage.models import JobStatus
 from tests.dataset_helpers import image_bytes, make_zip
@@ -82,3 +83,78 @@ async def test_only_the_caller_confirms_and_confirmations_expire(services: Servi
     with pytest.raises(ConfirmationExpired):
         await services.training.confirm(quote.job.id, ALICE)
     assert services.orchestrator.simulator is not None and services.orchestrator.simulator.workflows == {}
+
+
+async def test_only_one_click_submits_and_hears_the_claim(services: Services, tmp_path: Path) -> None:
+    result = await dataset(services, tmp_path)
+    quote = await services.training.quote(ALICE, TrainingOptions.from_user(steps=500, epochs=2), result)
+    claimed: list[str] = []
+
+    async def on_claimed() -> None:
+        claimed.append("claimed")
+
+    results = await asyncio.gather(
+        *(services.training.submit_draft(quote.job.id, ALICE, on_claimed=on_claimed) for _ in range(3))
+    )
+    assert [r.submitted_now for r in results].count(True) == 1 and claimed == ["claimed"]
+    later = await services.training.submit_draft(quote.job.id, ALICE)
+    assert not later.submitted_now and later.job.status is JobStatus.SUBMITTED
+
+
+async def test_editing_prompts_prices_again_and_empty_means_the_defaults(services: Services, tmp_path: Path) -> None:
+    result = await dataset(services, tmp_path)
+    quote = await services.training.quote(ALICE, TrainingOptions.from_user(steps=500, epochs=4), result)
+    more = await services.training.update_sample_prompts(quote.job.id, ALICE, [f"prompt {n}" for n in range(6)])
+    assert more is not None and not more.price_is_estimate  # Civitai priced it again (whatif)
+    assert more.price > quote.price and more.options.sample_prompts == tuple(f"prompt {n}" for n in range(6))
+    stored = await services.store.jobs.get(quote.job.id)
+    assert stored is not None and stored.price_quoted == more.price
+    defaults = await services.training.update_sample_prompts(quote.job.id, ALICE, [])
+    assert defaults is not None and defaults.options.sample_prompts[0] == "a photo of sks dog on a beach"
+    with pytest.raises(NotYourJob):
+        await services.training.update_sample_prompts(quote.job.id, BOB, ["x"])
+    services.clock.advance(minutes=16)
+    with pytest.raises(ConfirmationExpired):
+        await services.training.update_sample_prompts(quote.job.id, ALICE, ["x"])
+
+
+async def test_prompts_and_cancel_do_nothing_once_submitted(services: Services, tmp_path: Path) -> None:
+    result = await dataset(services, tmp_path)
+    quote = await services.training.quote(ALICE, TrainingOptions.from_user(steps=500, epochs=2), result)
+    await services.training.confirm(quote.job.id, ALICE)
+    assert await services.training.update_sample_prompts(quote.job.id, ALICE, ["x"]) is None
+    assert not await services.training.discard(quote.job.id, ALICE)
+    job = await services.store.jobs.get(quote.job.id)
+    assert job is not None and job.status is JobStatus.SUBMITTED
+
+
+async def test_cancel_then_confirm_says_cancelled_and_expired_discards_say_expired(
+    services: Services, tmp_path: Path
+) -> None:
+    result = await dataset(services, tmp_path)
+    first = await services.training.quote(ALICE, TrainingOptions.from_user(), result)
+    assert await services.training.discard(first.job.id, ALICE)
+    with pytest.raises(ConfirmationClosed):
+        await services.training.confirm(first.job.id, ALICE)
+    services.clock.advance(minutes=16)
+    with pytest.raises(ConfirmationExpired):
+        await services.training.confirm(first.job.id, ALICE)
+
+
+async def test_precheck_refuses_before_any_download(services: Services) -> None:
+    await services.store.guilds.update(GUILD, user_daily_buzz_cap=1000, max_steps=800)
+    with pytest.raises(TrainingRefused, match="1,000 Buzz per day"):
+        await services.training.precheck(ALICE, TrainingOptions.from_user(steps=500))
+    with pytest.raises(TrainingRefused, match="at most 800 steps"):
+        await services.training.precheck(ALICE, TrainingOptions.from_user(steps=900))
+    await services.store.guilds.update(GUILD, user_daily_buzz_cap=None)
+    await services.training.precheck(ALICE, TrainingOptions.from_user(steps=500))
+
+
+async def test_a_short_account_is_warned_about_at_quote_time(services: Services, tmp_path: Path) -> None:
+    sim = services.orchestrator.simulator
+    assert sim is not None
+    sim.add_account(SIMULATED_TOKEN.get_secret_value(), 100)
+    result = await dataset(services, tmp_path)
+    quote = await services.training.quote(ALICE, TrainingOptions.from_user(steps=500, epochs=2), result)
+    assert any(w.startswith(SHORT_OF_BUZZ_PREFIX) and f"{quote.price:,} Buzz" in w for w in quote.warnings)

@@ -28,6 +28,15 @@ async def test_next_calls_fail_then_recover(sim: Simulator, api: Api, status: in
     assert (await api.client.get(f"{WORKFLOWS}/{submitted.json()['id']}")).status_code == 200
 
 
+async def test_refused_fields_come_back_as_problem_details(sim: Simulator, api: Api) -> None:
+    sim.faults.refuse_next({"steps[0].input.networkDim": ["The field networkDim must be at most 128."]})
+    refused = await api.client.post(WORKFLOWS, json=training_body())
+    assert refused.status_code == 400 and refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["errors"] == {"steps[0].input.networkDim": ["The field networkDim must be at most 128."]}
+    assert sim.workflows == {}
+    assert (await api.submit(training_body())).status_code == 202
+
+
 async def test_fault_on_one_route_leaves_others_alone(sim: Simulator, api: Api) -> None:
     workflow_id = (await api.submit(training_body())).json()["id"]
     sim.faults.fail_next(1, 502, route="get")

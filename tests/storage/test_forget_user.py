@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosqlite
 
 from storage import Store
+from storage.models import FORGOTTEN_MEMBER_ID
 from tests.storage.conftest import ADMIN, GUILD, OTHER_USER, USER, new_job
 
 
@@ -62,3 +64,16 @@ async def test_forget_user_leaves_no_row_naming_them(store: Store, db_path: Path
     assert await store.events.is_handled(other_job.id, "status:processing")
     assert await store.ledger.spent_for_job(other_job.id) == 1850
     assert len(await store.audit.recent(GUILD)) == 4
+
+
+async def test_forgetting_a_member_keeps_the_servers_spend(store: Store) -> None:
+    """A server's monthly cap must not come back because a member asked to be forgotten."""
+    await populate(store, USER, ADMIN)
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    before = await store.ledger.spent_by_guild(GUILD, since)
+    removed = await store.forget_user(USER)
+    assert removed["spend_ledger"] == 3
+    assert await store.ledger.spent_by_guild(GUILD, since) == before == 1850
+    assert await store.ledger.spent_by_user(GUILD, USER, since) == 0
+    [usage] = await store.ledger.usage_by_user(GUILD, since)
+    assert (usage.user_id, usage.spent) == (FORGOTTEN_MEMBER_ID, 1850)

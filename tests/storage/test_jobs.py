@@ -123,6 +123,16 @@ async def test_draft_edits_release_and_discard(store: Store, clock: FakeClock) -
     assert not await store.jobs.claim_for_submit(job.id)
 
 
+async def test_discard_draft_leaves_a_claimed_job_alone(store: Store) -> None:
+    job = await store.jobs.create(new_job())
+    assert await store.jobs.claim_for_submit(job.id)
+    assert not await store.jobs.discard_draft(job.id)
+    assert (await store.jobs.get(job.id)).status is JobStatus.SUBMITTING  # type: ignore[union-attr]
+    assert await store.jobs.release_claim(job.id)
+    assert await store.jobs.discard_draft(job.id)
+    assert (await store.jobs.get(job.id)).status is JobStatus.DISCARDED  # type: ignore[union-attr]
+
+
 async def test_stale_drafts_are_discarded(store: Store, clock: FakeClock) -> None:
     old = await store.jobs.create(new_job())
     clock.advance(minutes=20)

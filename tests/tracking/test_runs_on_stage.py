@@ -20,6 +20,7 @@ from tests.tracking.helpers import (
     safetensors_header,
     start_run,
 )
+from tests.train.helpers import attachment, confirmation, submitted
 
 
 def is_final(message: object) -> bool:
@@ -77,3 +78,21 @@ async def test_a_ten_epoch_run_posts_every_epoch_once_then_the_grid_and_one_dm(
         assert len([m for m in stage.messages_in(thread) if is_final(m)]) == 1
         assert len(stage.messages_in(alice.in_dm().channel)) == 1
         assert not [m for m in stage.messages_in("general") if is_epoch(m)]
+
+
+async def test_a_run_started_with_slash_train_is_followed_to_the_end(
+    stage: Stage, alice: StageMember, tmp_path: Path
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", public_url=PUBLIC_URL, **FAST):
+        ix = await alice.slash(
+            "train flux1", dataset=attachment(3), name="Rex", steps=60, epochs=3, sample_prompts="sks dog | sks cat"
+        )
+        assert await ix.response() == 5
+        await alice.click(await confirmation(alice), label="Confirm")
+        await alice.wait_ephemeral(submitted)
+        card = await stage.wait_message("general", lambda m: "Rex" in m.embed["title"])
+        final = await stage.wait_message(card, is_final, timeout=20)
+        assert len(epoch_messages(stage, stage.channel(card))) == 3
+        assert [o["value"] for o in final.selects[0]["options"]] == ["1", "2", "3"]
+        await alice.wait_dm(lambda m: "Rex" in m.content)
+        await stage.wait_message("general", lambda m: m.id == card.id and "Finished" in m.text)

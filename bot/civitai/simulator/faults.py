@@ -32,6 +32,8 @@ class HttpFault:
     delay: float
     route: str | None
     retry_after: int | None
+    # A 400 problem+json listing these field errors (``{"steps[0].input.lr": ["…"]}``).
+    field_errors: dict[str, list[str]] | None = None
 
     def matches(self, route: str | None) -> bool:
         return self.remaining > 0 and (self.route is None or self.route == route)
@@ -58,6 +60,11 @@ class Faults:
         """The next ``n`` calls (to ``route`` when given) answer ``status`` (429, 500, 502, 503...)."""
         self._http.append(HttpFault(n, status, 0.0, route, retry_after))
 
+    def refuse_next(self, field_errors: dict[str, list[str]], n: int = 1, *, route: str | None = "submit") -> None:
+        """The next ``n`` calls answer 400 problem+json with ``field_errors``, as the service
+        refuses a field it checks and the bot does not (or no longer) check locally."""
+        self._http.append(HttpFault(n, 400, 0.0, route, None, field_errors))
+
     def slow_next(self, n: int = 1, delay: float = 1.0, *, route: str | None = None) -> None:
         """The next ``n`` calls wait ``delay`` real seconds before being handled."""
         self._http.append(HttpFault(n, None, delay, route, None))
@@ -79,7 +86,7 @@ class Faults:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
             return await handler(request)
-        return injected_error(fault.status, fault.retry_after)
+        return injected_error(fault.status, fault.retry_after, fault.field_errors)
 
     def blob_url_ttl(self, seconds: float) -> None:
         """Signed blob URLs minted from now on expire after ``seconds`` (real time)."""
@@ -125,11 +132,15 @@ class Faults:
         self._workflows[rec.id] = rec
 
 
-def injected_error(status: int, retry_after: int | None = None) -> web.Response:
+def injected_error(
+    status: int, retry_after: int | None = None, field_errors: dict[str, list[str]] | None = None
+) -> web.Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if status in (502, 504):  # what a gateway in front of the service sends: not problem+json
         return web.Response(status=status, text=f"{status} gateway error", headers=headers)
-    body = {"type": "https://tools.ietf.org/html/rfc9110", "title": "Injected fault", "status": status,
-            "detail": "The simulator was told to fail this call."}
+    body: dict[str, Any] = {"type": "https://tools.ietf.org/html/rfc9110", "title": "Injected fault",
+                            "status": status, "detail": "The simulator was told to fail this call."}
+    if field_errors:
+        body |= {"title": "One or more validation errors occurred.", "errors": field_errors}
     return web.Response(status=status, text=json.dumps(body), content_type="application/problem+json",
                         headers=headers)

@@ -1,0 +1,271 @@
+"""Confirm, Edit sample prompts and Cancel on the ``/train`` confirmation.
+
+They are ``DynamicItem``s whose custom id carries the job (``ltb:confirm:<job>``…), so they
+work after a restart with nothing in memory. Only the member who started the run can use them
+(``NotYourJob``); after 15 minutes they say the confirmation expired and submit nothing.
+Exceptions in their callbacks are reported to the member here: discord.py would only log them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.civitai.errors import OrchestratorValidationError
+from bot.jobs.submission import (
+    CONFIRMATION_TTL,
+    ConfirmationClosed,
+    ConfirmationExpired,
+    JobNotFound,
+    NotYourJob,
+    TrainingService,
+)
+from cogs.confirmation import cancelled_embed, closed_embed, merge_warnings, shown_warnings, training_embed
+from cogs.context import requester_from, services_of
+from cogs.errors import report_error
+from cogs.job_thread import open_job_thread
+from storage.models import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+JOB = r"(?P<job>[A-Za-z0-9_-]{1,80})"
+PROMPTS_INPUT_LIMIT = 4000  # Discord: a text input holds at most 4000 characters
+
+Button = discord.ui.Button[discord.ui.View]
+
+
+def confirmation_view(job_id: str, *, disabled: bool = False) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for item in (ConfirmButton(job_id), PromptsButton(job_id), DiscardButton(job_id)):
+        item.item.disabled = disabled
+        view.add_item(item)
+    return view
+
+
+def where_to_follow(job: Job) -> str | None:
+    """A link to the job's thread, else its card, once posted."""
+    if job.thread_id:
+        return f"<#{job.thread_id}>"
+    if job.card_channel_id and job.card_message_id:
+        return f"https://discord.com/channels/{job.guild_id}/{job.card_channel_id}/{job.card_message_id}"
+    return None
+
+
+async def close_confirmation(interaction: discord.Interaction, embed: discord.Embed) -> None:
+    """Replace the confirmation (buttons and contact sheet included) by ``embed``."""
+    if interaction.response.is_done():
+        await interaction.edit_original_response(content=None, embed=embed, attachments=[], view=None)
+    else:
+        await interaction.response.edit_message(content=None, embed=embed, attachments=[], view=None)
+
+
+async def tell(interaction: discord.Interaction, text: str) -> None:
+    """A short ephemeral note to the member that leaves the confirmation as it is."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=True)
+    else:
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+async def answer_not_a_draft(interaction: discord.Interaction, training: TrainingService, job: Job) -> None:
+    """What a button says when its confirmation is no longer waiting (sent, cancelled, expired)."""
+    if job.status is JobStatus.DRAFT or (job.status is JobStatus.DISCARDED and training.expired(job)):
+        await close_confirmation(interaction, closed_embed(ConfirmationExpired()))
+    elif job.status is JobStatus.DISCARDED:
+        await close_confirmation(interaction, closed_embed(ConfirmationClosed()))
+    elif job.status is JobStatus.SUBMITTING:
+        await tell(interaction, "⏳ This run is already being submitted: its card will appear in a moment.")
+    else:
+        where = where_to_follow(job)
+        await tell(
+            interaction,
+            "This run was already submitted" + (f": follow it in {where}." if where else ".")
+            + " To stop it, use `/jobs cancel`.",
+        )
+
+
+class ConfirmButton(discord.ui.DynamicItem[Button], template=rf"ltb:confirm:{JOB}"):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Confirm", style=discord.ButtonStyle.success,
+                                           custom_id=f"ltb:confirm:{job_id}"))  # fmt: skip
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ConfirmButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        # The submit (and blob uploads) may take longer than Discord's 3 s: answer first.
+        await interaction.response.defer()
+        try:
+            await confirm(interaction, self.job_id)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+async def confirm(interaction: discord.Interaction, job_id: str) -> None:
+    services = services_of(interaction)
+    training = services.training
+    requester = requester_from(interaction)
+    claimed = False
+
+    async def show_submitting() -> None:
+        nonlocal claimed
+        claimed = True
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(
+                content="⏳ Submitting to Civitai…", view=confirmation_view(job_id, disabled=True)
+            )
+
+    try:
+        submission = await training.submit_draft(job_id, requester, on_claimed=show_submitting)
+    except (NotYourJob, JobNotFound):
+        raise  # someone else's confirmation: leave it exactly as it is
+    except (ConfirmationExpired, ConfirmationClosed) as exc:
+        await close_confirmation(interaction, closed_embed(exc))
+        return
+    except OrchestratorValidationError as exc:
+        # The same request would be refused again: the member changes options and starts over.
+        await training.discard(job_id, requester)
+        await close_confirmation(interaction, closed_embed(exc))
+        return
+    except Exception:
+        # Nothing was submitted and the draft is back (Civitai unreachable, not enough Buzz…):
+        # Confirm stays usable, and the error says what to do.
+        if claimed:
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.edit_original_response(content=None, view=confirmation_view(job_id))
+        raise
+    job = submission.job
+    if not submission.submitted_now:
+        await answer_not_a_draft(interaction, training, job)
+        return
+    simulated = " (SIMULATED: no Buzz is spent)" if job.simulated else ""
+    try:
+        card, thread = await open_job_thread(interaction.client, services.store, job)
+    except (discord.DiscordException, RuntimeError) as exc:
+        # Submitted and charged all the same: say so, and where else to follow it.
+        log.warning("Job %s was submitted but its card could not be posted: %s", job.id, exc)
+        await interaction.edit_original_response(
+            content=f"✅ Submitted{simulated}, job `{job.id}`, but I could not post its card in <#{job.channel_id}> "
+            "(check my permissions there). Follow it with `/jobs show`.",
+            embeds=[],
+            attachments=[],
+            view=None,
+        )
+        return
+    where = thread.mention if thread is not None else card.jump_url
+    await interaction.edit_original_response(
+        content=f"✅ Submitted{simulated}: follow it in {where}", embeds=[], attachments=[], view=None
+    )
+
+
+class PromptsButton(discord.ui.DynamicItem[Button], template=rf"ltb:prompts:{JOB}"):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Edit sample prompts", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"ltb:prompts:{job_id}"))  # fmt: skip
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> PromptsButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        # A modal must be the first answer, so only quick database reads come before it.
+        try:
+            training = services_of(interaction).training
+            requester = requester_from(interaction)
+            job = await training.own_job(self.job_id, requester)
+            if job.status is JobStatus.DRAFT and training.expired(job):
+                await training.discard(job.id, requester)
+            if job.status is not JobStatus.DRAFT or training.expired(job):
+                await answer_not_a_draft(interaction, training, job)
+                return
+            await interaction.response.send_modal(PromptsModal(job.id, list(job.params.get("sample_prompts") or [])))
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+class PromptsModal(discord.ui.Modal):
+    def __init__(self, job_id: str, prompts: list[str]) -> None:
+        super().__init__(
+            title="Edit sample prompts",
+            custom_id=f"ltb:prompts-modal:{job_id}",
+            timeout=CONFIRMATION_TTL.total_seconds(),
+        )
+        self.job_id = job_id
+        self.prompts: discord.ui.TextInput[PromptsModal] = discord.ui.TextInput(
+            label="Sample prompts, one per line",
+            custom_id="prompts",
+            style=discord.TextStyle.paragraph,
+            default="\n".join(prompts)[:PROMPTS_INPUT_LIMIT],
+            placeholder="Leave empty to use captions from your dataset",
+            max_length=PROMPTS_INPUT_LIMIT,
+            required=False,
+        )
+        self.add_item(self.prompts)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer()  # re-pricing asks Civitai: answer first
+        training = services_of(interaction).training
+        lines = [line.strip() for line in self.prompts.value.splitlines() if line.strip()]
+        quote = await training.update_sample_prompts(self.job_id, requester_from(interaction), lines)
+        if quote is None:
+            job = await training.store.jobs.get(self.job_id)
+            if job is not None:
+                await answer_not_a_draft(interaction, training, job)
+            return
+        embeds = list(interaction.message.embeds) if interaction.message else []
+        shown = shown_warnings(embeds[-1]) if embeds else []
+        fresh = training_embed(quote, warnings=merge_warnings(shown, quote.warnings))
+        await interaction.edit_original_response(embeds=[*embeds[:-1], fresh], view=confirmation_view(self.job_id))
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
+        if isinstance(error, ConfirmationExpired):
+            await close_confirmation(interaction, closed_embed(error))
+            return
+        await report_error(interaction, error)
+
+
+class DiscardButton(discord.ui.DynamicItem[Button], template=rf"ltb:discard:{JOB}"):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger,
+                                           custom_id=f"ltb:discard:{job_id}"))  # fmt: skip
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> DiscardButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer()
+        try:
+            training = services_of(interaction).training
+            requester = requester_from(interaction)
+            job = await training.own_job(self.job_id, requester)
+            if job.status is JobStatus.DRAFT and training.expired(job):
+                await training.discard(job.id, requester)
+                await close_confirmation(interaction, closed_embed(ConfirmationExpired()))
+            elif await training.discard(job.id, requester):
+                await close_confirmation(interaction, cancelled_embed())
+            else:
+                current = await training.store.jobs.get(job.id)
+                await answer_not_a_draft(interaction, training, current or job)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+async def setup(bot: commands.Bot) -> None:
+    bot.add_dynamic_items(ConfirmButton, PromptsButton, DiscardButton)
+
