@@ -378,6 +378,9 @@ class Tracker:
             told = await self._tell(notice, self._as_is(notice)) and told
         changed = card_moved or posted > 0
         if status.finished:
+            stored = await self.store.jobs.get(job.id)
+            if stored is not None and stored.status.finished:
+                return Refresh(Outcome.FINISHED)  # ended by a cancel from Discord, which told everyone
             if told:
                 told = await self._end(now, session, workflow, epochs_done)
             if not told:

@@ -115,3 +115,23 @@ async def test_a_run_held_for_review_says_so_then_carries_on(stage: Stage, alice
         await stage.wait_message(thread, is_final)
         assert (await finished(bot, job.id)).status is JobStatus.SUCCEEDED
         assert len([m for m in stage.messages_in(thread) if "held for review" in m.text]) == 1
+
+
+async def test_a_cancel_from_discord_is_told_once_by_the_cancel_and_never_again_by_the_tracker(
+    stage: Stage, alice: StageMember, tmp_path: Path
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", public_url=PUBLIC_URL, **FAST) as bot:
+        simulator(bot).speed = 100
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=4, steps=80)
+        await stage.wait_message(thread, is_epoch)
+        prompt = await (await alice.slash("jobs cancel", job=job.id)).reply()
+        await alice.click(prompt, label="Yes, cancel it")
+        await alice.wait_ephemeral(lambda m: m.embed["title"].startswith("Cancelled"))
+        stored = await finished(bot, job.id)
+        await simulator(bot).settle()  # the workflow's cancel callbacks reach the tracker
+        await bot.services.tracker.refresh(job.id)
+        assert stored.status is JobStatus.CANCELED
+        assert not [m for m in stage.messages_in(thread) if m.content.startswith("❌")]
+        assert stage.messages_in(alice.in_dm().channel) == []  # the owner cancelled it: nothing to tell
+        card = stage.messages[stored.card_message_id or 0]
+        assert status_label(JobStatus.CANCELED) in card.text
