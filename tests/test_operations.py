@@ -2,6 +2,8 @@
 
 - a fresh start with nothing but DISCORD_TOKEN runs in simulated mode, says so, prints the invite
   link, and answers /help;
+- from that same start a member trains a LoRA end to end at the default simulator speed, and
+  every message about the run says SIMULATED;
 - SIGTERM stops it cleanly within seconds: exit status 0, database sound and checkpointed, port free.
 """
 
@@ -17,6 +19,8 @@ from pathlib import Path
 from bot.invite import PERMISSIONS
 from tests.stage import Stage, StageMember
 from tests.stage.bots import BotProcess
+from tests.stage.server import MessageState
+from tests.train.helpers import attachment, confirmation, submitted
 
 LISTENING = re.compile(r"Web server listening on ([\d.]+):(\d+)")
 
@@ -56,6 +60,46 @@ async def test_a_fresh_start_with_only_a_discord_token_runs_simulated(
     finally:
         assert await process.stop() == 0
     assert "Traceback" not in log_of(process)
+
+
+def is_confirmation(state: MessageState) -> bool:
+    return "Confirm" in state.text and state.ephemeral
+
+
+async def test_a_fresh_start_trains_end_to_end_and_every_message_says_simulated(
+    stage: Stage, tmp_path: Path, alice: StageMember
+) -> None:
+    process = FreshBotProcess(stage, tmp_path / "fresh-data")  # SIMULATOR_SPEED left at its default
+    await process.start()
+    try:
+        started = time.monotonic()
+        await alice.slash("train flux1", dataset=attachment(3), name="Rex", steps=100, epochs=2)
+        await alice.click(await confirmation(alice), label="Confirm")
+        await alice.wait_ephemeral(submitted)
+        card = await stage.wait_message("general", lambda m: "Rex" in m.embed["title"])
+        final = await stage.wait_message(card, lambda m: "finished training" in m.content, timeout=15)
+        dm = await alice.wait_dm(lambda m: "Rex" in m.content, timeout=5)
+        await stage.wait_message("general", lambda m: m.id == card.id and "Finished" in m.text, timeout=5)
+        took = time.monotonic() - started
+    finally:
+        assert await process.stop() == 0
+    assert took < 10, f"the simulated run took {took:.1f} s at the default speed"
+    assert "Traceback" not in log_of(process)
+
+    # Every state of every message from the confirmation on, edits included, says SIMULATED.
+    # (Before it only the dataset check's progress lines were shown: no job existed yet.)
+    states = stage.message_states
+    first = next(i for i, state in enumerate(states) if is_confirmation(state))
+    about_the_job = [s for s in states[first:] if not s.deleted and not s.loading]
+    unmarked = [(s.message_id, s.text[:120]) for s in about_the_job if "SIMULATED" not in s.text]
+    assert not unmarked, unmarked
+    thread = stage.channel(card)
+    seen = {s.message_id for s in about_the_job}
+    epochs = [m for m in stage.messages_in(thread) if m.content.startswith("**Epoch ")]
+    assert len(epochs) == 2
+    # The confirmation, the card, the thread's opening post, both epochs, the end, the DM.
+    assert {card.id, final.id, dm.id, *(m.id for m in stage.messages_in(thread))} <= seen
+    assert len(stage.messages_in(thread)) == 4
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -95,6 +95,19 @@ class RequestRecord:
 
 
 @dataclass(frozen=True)
+class MessageState:
+    """One state a message was in (created, edited, given a thread, deleted), as members read it then."""
+
+    message_id: int
+    channel_id: int
+    revision: int
+    text: str
+    ephemeral: bool
+    loading: bool
+    deleted: bool
+
+
+@dataclass(frozen=True)
 class FailedInteraction:
     interaction_id: int
     description: str
@@ -123,6 +136,8 @@ class Stage:
         self.command_permission_overrides: set[str] = set()
         self.interactions: dict[int, InteractionRecord] = {}
         self.requests: list[RequestRecord] = []
+        # Every state of every message, in order: what members could have read at some moment.
+        self.message_states: list[MessageState] = []
         self.violations: list[Violation] = []
         self.failed_interactions: list[FailedInteraction] = []
         self.errors: list[str] = []
@@ -400,6 +415,17 @@ class Stage:
     def touch(self, message: Message) -> None:
         self._revision += 1
         message.revision = self._revision
+        self.message_states.append(
+            MessageState(
+                message.id,
+                message.channel_id,
+                message.revision,
+                message.text,
+                message.ephemeral,
+                message.loading,
+                message.deleted,
+            )
+        )
         self.notify()
 
     @property
