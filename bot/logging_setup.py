@@ -18,7 +18,7 @@ import re
 import sys
 import threading
 from collections.abc import Iterator
-from typing import TextIO
+from typing import Protocol, TextIO
 
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
@@ -81,6 +81,22 @@ def job_context(
         _JOB_CONTEXT.reset(token)
 
 
+class HasJobIds(Protocol):
+    """A stored job (``storage.models.Job``), as far as its log ids go."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def workflow_id(self) -> str | None: ...
+    @property
+    def guild_id(self) -> int: ...
+
+
+def about_job(job: HasJobIds) -> contextlib.AbstractContextManager[None]:
+    """``job_context`` with every id ``job`` has (the workflow once it is submitted)."""
+    return job_context(job_id=job.id, workflow_id=job.workflow_id, guild_id=job.guild_id)
+
+
 def current_job_context() -> dict[str, str]:
     return dict(_JOB_CONTEXT.get())
 
@@ -106,12 +122,17 @@ class ContextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
+def log_handler(stream: TextIO | None = None) -> logging.Handler:
+    """The process log's handler: job ids on each line, secrets redacted, to ``stream`` (stderr)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(ContextFormatter(LOG_FORMAT))
     handler.addFilter(JobContextFilter())
     handler.addFilter(RedactingFilter())
+    return handler
+
+
+def setup_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [log_handler(stream)]
     root.setLevel(level.upper())
     logging.getLogger("discord").setLevel(max(logging.INFO, root.level))

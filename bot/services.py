@@ -128,7 +128,12 @@ class Services:
                 datasets=datasets,
             )
             tracker = Tracker(
-                settings=settings, store=store, secretbox=secretbox, client=orchestrator.client, clock=clock
+                settings=settings,
+                store=store,
+                secretbox=secretbox,
+                client=orchestrator.client,
+                clock=clock,
+                metrics=metrics,
             )
             relay.target = tracker
             services = cls(

@@ -22,6 +22,7 @@ from bot.civitai.models import Workflow
 from bot.errors import UserFacingError
 from bot.jobs.payer import job_token
 from bot.jobs.settlement import Settlement, settle_job
+from bot.logging_setup import about_job
 from bot.secretbox import SecretBox
 from storage import Store
 from storage.jobs import ORCHESTRATOR_STATUSES
@@ -80,6 +81,10 @@ class JobCanceller:
 
     async def cancel(self, job: Job, *, actor_id: int) -> Cancellation:
         """Cancel ``job`` (the caller checked that ``actor_id`` may, see ``bot.jobs.access``)."""
+        with about_job(job):
+            return await self._cancel(job, actor_id)
+
+    async def _cancel(self, job: Job, actor_id: int) -> Cancellation:
         if job.status is JobStatus.DRAFT:
             if not await self.store.jobs.discard_draft(job.id):
                 raise CannotCancel("That run was confirmed just now. Run the command again to cancel it.")

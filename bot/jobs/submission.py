@@ -41,6 +41,7 @@ from bot.jobs.advice import training_warnings
 from bot.jobs.dataset_files import DEFAULT_PROMPTS_FROM_CAPTIONS, default_sample_prompts, iter_images
 from bot.jobs.payer import PayingAccount, resolve_payer
 from bot.jobs.policy import Member, TrainingPolicy
+from bot.logging_setup import about_job, job_context
 from bot.secretbox import SecretBox
 from bot.web.signing import DatasetUrlSigner
 from storage import Store
@@ -227,6 +228,10 @@ class TrainingService:
                 simulated=account.simulated,
             )
         )
+        with about_job(job):
+            log.info("Draft job %s: %d images, %d steps × %d epochs, %s Buzz%s%s", job.id, job.image_count,
+                     options.steps, options.epochs, f"{price:,}", " (estimate)" if is_estimate else "",
+                     " simulated" if job.simulated else "")  # fmt: skip
         return Quote(
             job=job,
             options=options,
@@ -319,6 +324,12 @@ class TrainingService:
         only the click that will submit shows "Submitting…", so a second click never overwrites
         the first one's result.
         """
+        with job_context(job_id=job_id, guild_id=requester.guild_id):
+            return await self._submit_draft(job_id, requester, on_claimed)
+
+    async def _submit_draft(
+        self, job_id: str, requester: Requester, on_claimed: Callable[[], Awaitable[None]] | None
+    ) -> Submission:
         job = await self.own_job(job_id, requester)
         if job.status is JobStatus.DISCARDED:
             raise ConfirmationExpired() if self.expired(job) else ConfirmationClosed()
@@ -349,10 +360,12 @@ class TrainingService:
         submitted = await self.store.jobs.mark_submitted(job.id, workflow.id or "", price)
         if submitted is None:
             raise RuntimeError(f"job {job.id} left 'submitting' during its own submit")
-        if self.audit is not None:
-            shown = f"{price or 0:,.0f}" + (" simulated" if job.simulated else "")
-            details = {"job": job.id, "name": job.name, "price": shown, "owner": job.user_id}
-            await self.audit.record(job.guild_id, job.user_id, "job.submit", details)
+        shown = f"{price or 0:,.0f}" + (" simulated" if job.simulated else "")
+        with about_job(submitted):
+            log.info("Submitted job %s as workflow %s (%s Buzz)", job.id, submitted.workflow_id, shown)
+            if self.audit is not None:
+                details = {"job": job.id, "name": job.name, "price": shown, "owner": job.user_id}
+                await self.audit.record(job.guild_id, job.user_id, "job.submit", details)
         return Submission(submitted, submitted_now=True)
 
     async def _submit(self, job: Job, options: TrainingOptions, account: PayingAccount) -> m.Workflow:

@@ -19,6 +19,7 @@ repeats anything and a missed one costs only time:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,8 @@ from bot.jobs.explain import MODERATION_UNDER_REVIEW, explain_end
 from bot.jobs.payer import job_token
 from bot.jobs.settlement import settle_job
 from bot.jobs.state import card_fingerprint, job_status, progress, stored_state
+from bot.logging_setup import about_job, job_context
+from bot.metrics import BotMetrics
 from bot.secretbox import SecretBox
 from storage import Store
 from storage.models import Job, JobStatus
@@ -120,6 +123,7 @@ class Tracker:
         client: OrchestratorClient,
         clock: Clock,
         schedule: PollSchedule | None = None,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -127,6 +131,7 @@ class Tracker:
         self.client = client
         self.clock = clock
         self.schedule = schedule or PollSchedule.from_settings(settings)
+        self.metrics = metrics  # how long refreshes take (``lorabot_refresh_seconds``)
         self.polling = not settings.public_url
         self.files = EpochFiles()
         self.cards = CardThrottle(settings.card_edit_interval_seconds, self._show_card)
@@ -257,13 +262,14 @@ class Tracker:
 
     async def _poll(self, job_id: str) -> None:
         """Poll one job until it is finished: long-poll the workflow, refresh, back off."""
-        attempt = 0
-        result = await self.request_refresh(job_id)
-        while result.following:
-            await self._wait_for_change(job_id, self.schedule.delay(attempt))
+        with job_context(job_id=job_id):
+            attempt = 0
             result = await self.request_refresh(job_id)
-            attempt = 0 if result.changed else attempt + 1
-        self._pollers.pop(job_id, None)
+            while result.following:
+                await self._wait_for_change(job_id, self.schedule.delay(attempt))
+                result = await self.request_refresh(job_id)
+                attempt = 0 if result.changed else attempt + 1
+            self._pollers.pop(job_id, None)
 
     async def _wait_for_change(self, job_id: str, seconds: float) -> None:
         """Sleep ``seconds``, or return sooner when the orchestrator says the workflow changed.
@@ -276,12 +282,13 @@ class Tracker:
             return
         loop = asyncio.get_running_loop()
         started = loop.time()
-        try:
-            session = await self.session_for(job)
-            await session.get(job.workflow_id, wait=int(seconds), until_change=True)
-        except (OrchestratorError, UserFacingError) as exc:
-            log.debug("Long-poll of job %s failed (%s); sleeping instead", job_id, type(exc).__name__)
-            await asyncio.sleep(max(0.0, seconds - (loop.time() - started)))
+        with about_job(job):
+            try:
+                session = await self.session_for(job)
+                await session.get(job.workflow_id, wait=int(seconds), until_change=True)
+            except (OrchestratorError, UserFacingError) as exc:
+                log.debug("Long-poll of job %s failed (%s); sleeping instead", job_id, type(exc).__name__)
+                await asyncio.sleep(max(0.0, seconds - (loop.time() - started)))
 
     def _retry_later(self, job_id: str) -> None:
         """Something could not be done: refresh again after a backoff (callback mode)."""
@@ -302,6 +309,10 @@ class Tracker:
         self._retries[job_id] = asyncio.create_task(later(), name=f"retry-{job_id}")
 
     async def _drain(self, job_id: str, lane: _Lane) -> None:
+        with job_context(job_id=job_id):
+            await self._drain_lane(job_id, lane)
+
+    async def _drain_lane(self, job_id: str, lane: _Lane) -> None:
         try:
             while lane.queued:
                 lane.running, lane.queued = lane.queued, []
@@ -321,9 +332,21 @@ class Tracker:
                 del self._lanes[job_id]
 
     async def _refresh_safely(self, job_id: str) -> Refresh:
+        async with self._limit:
+            try:
+                job = await self.store.jobs.get(job_id)
+            except Exception:
+                log.exception("Reading job %s from the store failed", job_id)
+                return Refresh(Outcome.PENDING)
+            if job is None:
+                return Refresh(Outcome.GONE)
+            with about_job(job):  # every line below, failures included, carries the job's ids
+                return await self._refresh_logged(job)
+
+    async def _refresh_logged(self, job: Job) -> Refresh:
+        job_id = job.id
         try:
-            async with self._limit:
-                return await self._refresh(job_id)
+            return await self._refresh(job)
         except OrchestratorError as exc:
             if exc.retryable:
                 log.warning("Could not read job %s from Civitai (%s); will retry", job_id, type(exc).__name__)
@@ -339,10 +362,7 @@ class Tracker:
 
     # --- one refresh --------------------------------------------------------------------------
 
-    async def _refresh(self, job_id: str) -> Refresh:
-        job = await self.store.jobs.get(job_id)
-        if job is None:
-            return Refresh(Outcome.GONE)
+    async def _refresh(self, job: Job) -> Refresh:
         if job.status is JobStatus.SUBMITTING:
             return await self._recover_submit(job)
         if job.status.finished:
@@ -353,8 +373,12 @@ class Tracker:
             return Refresh(Outcome.PENDING)
         session = await self.session_for(job)
         self.refreshes += 1
-        workflow = await session.get(job.workflow_id)
-        return await self._apply(job, session, workflow)
+        with self._timed():
+            workflow = await session.get(job.workflow_id)
+            return await self._apply(job, session, workflow)
+
+    def _timed(self) -> contextlib.AbstractContextManager[None]:
+        return self.metrics.refresh_seconds.time() if self.metrics else contextlib.nullcontext()
 
     async def _ready(self, job: Job) -> bool:
         if await self.store.events.is_handled(job.id, THREAD_OPENED):
@@ -388,8 +412,11 @@ class Tracker:
             await settle_job(self.store, job.id, workflow)
             await self.store.jobs.update_state(job.id, status, state, fraction)
             self._hints.pop(job.id, None)
+            log.info("Job %s ended %s and everyone was told", job.id, status.value)
             return Refresh(Outcome.FINISHED, True)
         await self.store.jobs.update_state(job.id, status, state, fraction)
+        if status is not job.status:
+            log.info("Job %s is %s (was %s)", job.id, status.value, job.status.value)
         if card_moved:
             self.cards.request(now, epochs_done)
         return Refresh(Outcome.RUNNING if told else Outcome.PENDING, changed)
@@ -407,6 +434,7 @@ class Tracker:
             try:
                 event = await self.files.epoch_ready(session, job, workflow, epoch)
                 message_id = await self.sink.post_epoch(event)
+                log.info("Posted epoch %d/%d of job %s", epoch.epoch_number, event.total, job.id)
             except Exception as exc:
                 # Later epochs wait too, so the thread stays in order.
                 log.warning("Could not post epoch %d of job %s yet: %s", epoch.epoch_number, job.id, exc,
@@ -502,6 +530,7 @@ class Tracker:
         submitted = await self.store.jobs.mark_submitted(job.id, found.id, price)
         if submitted is None:
             return Refresh(Outcome.GONE)
-        log.info("Recovered the submit of job %s (workflow %s) after a crash", job.id, found.id)
-        await self.sink.reopen(submitted)
+        with about_job(submitted):
+            log.info("Recovered the submit of job %s (workflow %s) after a crash", job.id, found.id)
+            await self.sink.reopen(submitted)
         return Refresh(Outcome.RUNNING, True)
