@@ -5,14 +5,18 @@
 them. A deleted thread or channel (10003), or one the bot may no longer post in, sends the post
 to the owner's DMs instead; when the DMs are closed too there is nowhere left, and that is
 logged, not retried. Every message carries the event's nonce so Discord drops a resend.
+
+Each send or edit Discord refuses is counted in ``lorabot_discord_send_failures_total`` by
+kind, and every line logged here carries the job's ids.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import discord
@@ -20,6 +24,7 @@ from discord.ext import commands
 
 from bot.app import TrainerBot
 from bot.jobs.events import THREAD_GONE, EpochReady, Notice, NoticeKind, SampleImage, message_nonce
+from bot.logging_setup import about_job
 from bot.render.shrink import shrink_to_fit
 from cogs.job_buttons import DYNAMIC_ITEMS, download_select, epoch_view
 from cogs.job_card import SIMULATED_BADGE, job_card_embed
@@ -34,12 +39,32 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # Discord's per-file limit without boos
 REQUEST_LIMIT = 25 * 1024 * 1024  # all files of one message together
 MAX_FILES = 10
 UNKNOWN_CHANNEL = 10003
+UNKNOWN_MESSAGE = 10008
 CANNOT_DM = 50007
 THREAD_LOCKED = 160005
 # Losing the thread or the right to post in it sends posts to the owner instead.
 FALLBACK_CODES = frozenset({UNKNOWN_CHANNEL, THREAD_LOCKED, 50001, 50013})
 
 Build = Callable[[], dict[str, Any]]
+
+
+def failure_kind(exc: Exception) -> str:
+    """The ``kind`` label of a send or edit Discord refused (or that never reached it)."""
+    if isinstance(exc, discord.HTTPException):
+        if exc.code == CANNOT_DM:
+            return "dm_closed"
+        if exc.code == UNKNOWN_CHANNEL:
+            return "thread_gone"
+        if exc.code == UNKNOWN_MESSAGE:
+            return "message_gone"
+        if exc.code == THREAD_LOCKED:
+            return "thread_locked"
+        if isinstance(exc, discord.Forbidden):
+            return "forbidden"
+        if isinstance(exc, discord.NotFound):
+            return "not_found"
+        return "server_error" if exc.status >= 500 else "http_error"
+    return "unreachable"
 
 
 def simulated_suffix(job: Job) -> str:
@@ -75,9 +100,22 @@ class DiscordJobSink:
     def store(self) -> Store:
         return self.bot.services.store
 
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count a send or edit that fails (the caller still decides what the failure means)."""
+        try:
+            yield
+        except (discord.HTTPException, OSError, TimeoutError) as exc:
+            self.bot.services.metrics.discord_send_failures.inc(kind=failure_kind(exc))
+            raise
+
     # --- the card -------------------------------------------------------------------------------
 
     async def show_card(self, job: Job, epochs_done: int) -> None:
+        with about_job(job):
+            await self._show_card(job, epochs_done)
+
+    async def _show_card(self, job: Job, epochs_done: int) -> None:
         if job.card_channel_id is None or job.card_message_id is None:
             return
         if not job.status.finished:
@@ -86,15 +124,20 @@ class DiscordJobSink:
                 return  # a throttled edit arriving after the run ended (e.g. a /jobs cancel): stale
         channel = self.bot.get_partial_messageable(job.card_channel_id, guild_id=job.guild_id)
         try:
-            await channel.get_partial_message(job.card_message_id).edit(
-                embed=job_card_embed(job, epochs_done=epochs_done)
-            )
+            with self._counted():
+                await channel.get_partial_message(job.card_message_id).edit(
+                    embed=job_card_embed(job, epochs_done=epochs_done)
+                )
         except discord.NotFound:
             log.info("The card of job %s was deleted; not editing it", job.id)
 
     # --- posts ----------------------------------------------------------------------------------
 
     async def post_epoch(self, event: EpochReady) -> int | None:
+        with about_job(event.job):
+            return await self._post_epoch(event)
+
+    async def _post_epoch(self, event: EpochReady) -> int | None:
         job = event.job
         samples = event.samples[:MAX_FILES]
         per_file = min(self._upload_limit(job), REQUEST_LIMIT // max(1, len(samples)) - 64 * 1024)
@@ -131,6 +174,10 @@ class DiscordJobSink:
         return guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
 
     async def post_notice(self, notice: Notice) -> int | None:
+        with about_job(notice.job):
+            return await self._post_notice(notice)
+
+    async def _post_notice(self, notice: Notice) -> int | None:
         job = notice.job
         grid = None
         if notice.grid is not None:
@@ -198,6 +245,10 @@ class DiscordJobSink:
         return embed
 
     async def send_dm(self, notice: Notice, message_id: int | None) -> None:
+        with about_job(notice.job):
+            await self._send_dm(notice, message_id)
+
+    async def _send_dm(self, notice: Notice, message_id: int | None) -> None:
         job = notice.job
         if await self.store.events.is_handled(job.id, THREAD_GONE):
             return  # with the thread gone, the notice itself went to these DMs
@@ -208,8 +259,9 @@ class DiscordJobSink:
         if link:
             text += f"\nSee it here: {link}"
         try:
-            dm = await self.bot.create_dm(discord.Object(job.user_id))
-            await dm.send(_clip(text, 2000), nonce=message_nonce(job.id, f"dm:{notice.kind}"))
+            with self._counted():
+                dm = await self.bot.create_dm(discord.Object(job.user_id))
+                await dm.send(_clip(text, 2000), nonce=message_nonce(job.id, f"dm:{notice.kind}"))
         except discord.Forbidden as exc:
             if exc.code != CANNOT_DM:
                 raise
@@ -222,7 +274,7 @@ class DiscordJobSink:
         content = (
             f"<@{job.user_id}>, I couldn't send you a DM about this run because your DMs are closed to me. "
             "Allow direct messages from server members to get them, or turn them off with "
-            "`/settings notify dm:off`."
+            "`/settings notify dm:off`." + simulated_suffix(job)
         )
 
         def build() -> dict[str, Any]:
@@ -234,7 +286,8 @@ class DiscordJobSink:
         await self._post(job, f"dm-closed:{notice.kind}", build, fall_back=False)
 
     async def reopen(self, job: Job) -> None:
-        await open_job_thread(self.bot, self.store, job)
+        with about_job(job):
+            await open_job_thread(self.bot, self.store, job)
 
     # --- where posts go -------------------------------------------------------------------------
 
@@ -245,7 +298,8 @@ class DiscordJobSink:
         if channel_id is not None and not await self.store.events.is_handled(job.id, THREAD_GONE):
             channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
             try:
-                return await channel.send(nonce=nonce, **build())
+                with self._counted():
+                    return await channel.send(nonce=nonce, **build())
             except discord.HTTPException as exc:
                 if exc.code not in FALLBACK_CODES:
                     raise
@@ -261,8 +315,9 @@ class DiscordJobSink:
         note = "Your job thread is gone, so I'm posting here instead.\n"
         kwargs["content"] = _clip(note + str(kwargs.get("content") or ""), 2000)
         try:
-            dm = await self.bot.create_dm(discord.Object(job.user_id))
-            return await dm.send(nonce=message_nonce(job.id, f"owner:{key}"), **kwargs)
+            with self._counted():
+                dm = await self.bot.create_dm(discord.Object(job.user_id))
+                return await dm.send(nonce=message_nonce(job.id, f"owner:{key}"), **kwargs)
         except discord.Forbidden as exc:
             if exc.code != CANNOT_DM:
                 raise
