@@ -308,6 +308,13 @@ class Tracker:
 
         self._retries[job_id] = asyncio.create_task(later(), name=f"retry-{job_id}")
 
+    def _settled(self, job_id: str) -> None:
+        """A refresh did everything: a retry still waiting from an earlier failure is moot."""
+        self._failures.pop(job_id, None)
+        retry = self._retries.pop(job_id, None)
+        if retry is not None:
+            retry.cancel()
+
     async def _drain(self, job_id: str, lane: _Lane) -> None:
         with job_context(job_id=job_id):
             await self._drain_lane(job_id, lane)
@@ -324,7 +331,7 @@ class Tracker:
                 if result.outcome is Outcome.PENDING:
                     self._retry_later(job_id)
                 else:
-                    self._failures.pop(job_id, None)
+                    self._settled(job_id)
         finally:
             for waiter in (*lane.running, *lane.queued):
                 waiter.cancel()
