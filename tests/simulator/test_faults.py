@@ -68,15 +68,21 @@ async def test_moderation_rejected_fails_the_step(sim: Simulator, api: Api, site
     assert site.hooks[-1]["status"] == "failed" and site.hooks[-1]["blockedReason"] == "moderation"
 
 
-async def test_under_review_holds_until_a_human_decides(sim: Simulator, api: Api) -> None:
+async def test_under_review_holds_until_a_human_decides(sim: Simulator, api: Api, site: LocalSite) -> None:
     sim.faults.moderation("underReview")
-    workflow_id = (await api.submit(training_body(epochs=2))).json()["id"]
+    body = training_body(epochs=2, callbacks=[{"url": site.hook_url(), "type": ["step:*"]}])
+    workflow_id = (await api.submit(body)).json()["id"]
     await sim.settle()
     held = await api.get(workflow_id)
     assert held["status"] == "preparing" and held["steps"][0]["output"]["moderationStatus"] == "underReview"
+    # The hold changes no status, yet a step event says something changed (a receiver re-reads).
+    assert [h["status"] for h in site.hooks] == ["unassigned", "preparing", "preparing"]
     sim.review(workflow_id, approve=True)
     workflow = await api.finished(workflow_id)
     assert workflow["status"] == "succeeded" and workflow["steps"][0]["output"]["moderationStatus"] == "approved"
+    await sim.settle()
+    statuses = [h["status"] for h in site.hooks]
+    assert statuses[:5] == ["unassigned", "preparing", "preparing", "preparing", "scheduled"]  # release too
 
 
 async def test_failure_at_epoch_keeps_earlier_epochs(sim: Simulator, api: Api, site: LocalSite) -> None:

@@ -11,7 +11,10 @@ from cogs.job_card import status_label
 from storage.models import JobStatus
 from tests.stage import Message, Stage, StageMember
 from tests.stage.bots import bot_in_process
-from tests.tracking.helpers import FAST, PUBLIC_URL, epoch_messages, finished, is_epoch, simulator, start_run
+from tests.tracking.helpers import FAST, PUBLIC_URL, advance, epoch_messages, finished, is_epoch, simulator, start_run
+
+# Simulated seconds into a run (default timings): preparing from 2 s, held for review at 7 s.
+PREPARING, HELD = 3.0, 8.0
 
 
 def says(*words: str) -> Callable[[Message], bool]:
@@ -102,16 +105,32 @@ async def test_a_run_that_ends_badly_is_explained_with_the_fix_in_the_thread_and
         assert status_label(status) in stage.messages[stored.card_message_id or 0].text
 
 
-async def test_a_run_held_for_review_says_so_then_carries_on(stage: Stage, alice: StageMember, tmp_path: Path) -> None:
-    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+@pytest.mark.parametrize("public_url", [None, PUBLIC_URL], ids=["polling", "callbacks"])
+async def test_a_run_held_for_review_says_so_then_carries_on(
+    stage: Stage, alice: StageMember, tmp_path: Path, public_url: str | None
+) -> None:
+    # With callbacks nothing polls: the hold must be heard from the event that announces it, not
+    # at the next reconcile pass (a minute away with these settings, longer than any wait here).
+    assert FAST["reconcile_interval_seconds"] >= 60
+    async with bot_in_process(stage, tmp_path / "bot", public_url=public_url, **FAST) as bot:
         sim = simulator(bot)
+        sim.speed = 0
         sim.faults.moderation("underReview")
         job, thread = await start_run(bot, stage, alice, tmp_path, epochs=2, steps=40)
+        await advance(sim, PREPARING)  # preparing, moderation still evaluating
+        # The tracker has acted on all of that (a refresh that did everything also drops any
+        # retry still waiting), so nothing reads the workflow again unless something says so.
+        await bot.services.tracker.refresh(job.id)
+        await sim.settle()
+        await bot.services.tracker.refresh(job.id)
+        assert not [m for m in stage.messages_in(thread) if "held for review" in m.text]
+        await advance(sim, HELD - PREPARING)  # the verdict: held for a human
         held = await stage.wait_message(thread, says("held for review", "continues by itself"))
         assert held.content.startswith("⏸️")
         await alice.wait_dm(lambda m: "waiting for a moderator" in m.content)
         assert job.workflow_id is not None
         sim.review(job.workflow_id, approve=True)
+        sim.speed = 400
         await stage.wait_message(thread, is_final)
         assert (await finished(bot, job.id)).status is JobStatus.SUCCEEDED
         assert len([m for m in stage.messages_in(thread) if "held for review" in m.text]) == 1

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from bot.civitai.simulator.artifacts import SAMPLE_SIZE, build_safetensors, render_sample
-from bot.civitai.simulator.callbacks import progress_event
+from bot.civitai.simulator.callbacks import progress_event, step_event
 from bot.civitai.simulator.dataset import THUMBNAILS, DatasetError, fetch_zip, route_url, thumbnail
 from bot.civitai.simulator.state import WorkflowRecord
 
@@ -115,10 +115,13 @@ class Run:
 
     async def _moderate(self) -> bool:
         rec = self.rec
-        if rec.faults.moderation == "underReview":
-            rec.moderation = "underReview"
+        held = rec.faults.moderation == "underReview"
+        if held:
+            # A human is called in after the dataset was looked at for a while, well after the
+            # status turned ``preparing``: a receiver hears of the hold only through its event.
+            await self._at(self.sim.clock.now() + self.sim.timings.preparing / 2)
             rec.review = asyncio.get_running_loop().create_future()
-            rec.touch()
+            self._set_moderation("underReview", announce=True)
             self._held = True
             try:
                 approved = await rec.review
@@ -126,12 +129,19 @@ class Run:
                 self._held = False
             rec.faults.moderation = None if approved else "rejected"
         if rec.faults.moderation == "rejected":
-            rec.moderation = "rejected"
+            self._set_moderation("rejected", announce=False)  # the failure's events follow
             self.sim.finish(rec, "failed", "blocked")
             return False
-        rec.moderation = "approved"
-        rec.touch()
+        self._set_moderation("approved", announce=held)
         return True
+
+    def _set_moderation(self, status: str, *, announce: bool) -> None:
+        """Moderation moved on. A hold and its release change no status, so the orchestrator
+        signals them with a step event; a receiver re-reads the workflow and sees the change."""
+        self.rec.moderation = status
+        self.rec.touch()
+        if announce:
+            self.sim.callbacks.emit(self.rec, [step_event(self.rec)])
 
     async def _train(self, thumbs: list[Image.Image]) -> None:
         sim, rec, timings = self.sim, self.rec, self.sim.timings
