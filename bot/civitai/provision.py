@@ -47,7 +47,9 @@ async def start_orchestrator(
         log.info("Using the Civitai orchestrator at %s", settings.orchestrator_url)
         return Orchestrator(OrchestratorClient(settings.orchestrator_url, metrics=metrics), None)
     simulator = Simulator(speed=settings.simulator_speed, accept_any_token=True)
-    base_url = await simulator.start("127.0.0.1", 0)
+    # No access log: the bot's client already logs each call (at DEBUG, with the job's ids); the
+    # simulator's lines would repeat them at INFO, signed blob URLs included.
+    base_url = await simulator.start("127.0.0.1", 0, access_log=False)
     if settings.public_url and web_base_url:
         # The simulator runs beside the bot: reach PUBLIC_URL's host (hosted datasets,
         # callbacks) directly on the embedded web server instead of through the internet.

@@ -224,9 +224,11 @@ class Simulator:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0: an ephemeral port) and return the base URL."""
-        self._runner = web.AppRunner(self.app)
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, access_log: bool = True) -> str:
+        """Serve on ``host:port`` (0: an ephemeral port) and return the base URL.
+
+        ``access_log=False`` keeps requests out of the log (inside the bot, whose client logs them)."""
+        self._runner = web.AppRunner(self.app) if access_log else web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         bound = self._runner.addresses[0][1]
