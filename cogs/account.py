@@ -7,7 +7,7 @@ never shown back. Forgetting deletes the token at once and, after a confirm, eve
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -15,6 +15,7 @@ from discord.ext import commands
 
 from bot.accounts import MAX_TOKEN_LENGTH, ForgetReport
 from bot.jobs.cancel import REFUND_NOTE
+from cogs.buttons import MemberButton
 from cogs.common import NotAllowed, is_admin, services
 from cogs.errors import report_error
 from cogs.replies import INFO_COLOUR, OK_COLOUR
@@ -92,31 +93,14 @@ async def server_token_linked_text(interaction: discord.Interaction) -> str:
     return text + simulated_note(interaction)
 
 
-class ForgetButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:forget:(?P<user>\d+)"):
-    def __init__(self, user_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Delete all my data", style=discord.ButtonStyle.danger, custom_id=f"ltb:forget:{user_id}"
-            )
-        )
-        self.user_id = user_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> ForgetButton:
-        return cls(int(match["user"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            if interaction.user.id != self.user_id:
-                raise NotAllowed("Only the member who asked can confirm deleting their own data.")
-            await interaction.response.defer()
-            report = await services(interaction).accounts.forget_user(self.user_id)
-            await remove_posts(interaction.client, report)
-            await interaction.edit_original_response(embed=forget_embed(report), view=None)
-        except Exception as exc:
-            await report_error(interaction, exc)
+class ForgetButton(MemberButton, kind="forget", label="Delete all my data", style=discord.ButtonStyle.danger):
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
+            raise NotAllowed("Only the member who asked can confirm deleting their own data.")
+        await interaction.response.defer()
+        report = await services(interaction).accounts.forget_user(self.user_id)
+        await remove_posts(interaction.client, report)
+        await interaction.edit_original_response(embed=forget_embed(report), view=None)
 
 
 async def remove_posts(client: discord.Client, report: ForgetReport) -> None:
@@ -147,30 +131,13 @@ def forget_embed(report: ForgetReport) -> discord.Embed:
 
 
 class KeepDataButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:forgetno:(?P<user>\d+)"
+    MemberButton, kind="forgetno", label="Keep my run history", style=discord.ButtonStyle.secondary
 ):
-    def __init__(self, user_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Keep my run history", style=discord.ButtonStyle.secondary, custom_id=f"ltb:forgetno:{user_id}"
-            )
-        )
-        self.user_id = user_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> KeepDataButton:
-        return cls(int(match["user"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
+    async def clicked(self, interaction: discord.Interaction) -> None:
         embed = discord.Embed(
             title="Token deleted, history kept", description="Your runs and settings stay.", colour=OK_COLOUR
         )
-        try:
-            await interaction.response.edit_message(embed=embed, view=None)
-        except Exception as exc:
-            await report_error(interaction, exc)
+        await interaction.response.edit_message(embed=embed, view=None)
 
 
 class AccountCog(commands.GroupCog, group_name="account", group_description="Your Civitai account and your data"):
