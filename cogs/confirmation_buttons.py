@@ -79,7 +79,8 @@ async def answer_not_a_draft(interaction: discord.Interaction, training: Trainin
         where = where_to_follow(job)
         await tell(
             interaction,
-            "This run was already submitted" + (f": follow it in {where}." if where else ".")
+            "This run was already submitted"
+            + (f": follow it in {where}." if where else ".")
             + " To stop it, use `/jobs cancel`.",
         )
 
@@ -221,4 +222,3 @@ class DiscardButton(JobButton, kind="discard", label="Cancel", style=discord.But
 
 async def setup(bot: commands.Bot) -> None:
     bot.add_dynamic_items(ConfirmButton, PromptsButton, DiscardButton)
-

@@ -16,17 +16,19 @@ import discord
 from bot.jobs.access import visible_job
 from bot.jobs.cancel import REFUND_NOTE, Cancellation
 from cogs.buttons import JobButton
-from cogs.common import CANCELLABLE, is_admin, services, services_of
+from cogs.common import CANCELLABLE, is_admin
+from cogs.context import client_services, services_of
 from cogs.job_card import job_card_embed, status_label
 from cogs.replies import INFO_COLOUR, OK_COLOUR
 from storage.models import Job
 
 log = logging.getLogger(__name__)
 
+
 async def job_for(interaction: discord.Interaction, job_id: str) -> Job:
     """The job if the member clicking may act on it; else the same "unknown job" as a wrong id."""
     return await visible_job(
-        services(interaction).store,
+        services_of(interaction).store,
         job_id,
         user_id=interaction.user.id,
         guild_id=interaction.guild_id,
@@ -89,7 +91,7 @@ async def announce_cancel(client: discord.Client, result: Cancellation, actor_id
             )
     except discord.HTTPException as exc:
         log.warning("Job %s was cancelled but its card or thread could not be updated: %s", job.id, exc.status)
-    if by_admin and (await services_of(client).store.users.get(job.user_id)).dm_notify:
+    if by_admin and (await client_services(client).store.users.get(job.user_id)).dm_notify:
         await dm_owner(client, job, actor_id)
 
 
@@ -116,7 +118,7 @@ class ConfirmCancelButton(JobButton, kind="cancelyes", label="Yes, cancel it", s
     async def clicked(self, interaction: discord.Interaction) -> None:
         job = await job_for(interaction, self.job_id)
         await interaction.response.defer()  # the orchestrator call may take a moment
-        result = await services(interaction).canceller.cancel(job, actor_id=interaction.user.id)
+        result = await services_of(interaction).canceller.cancel(job, actor_id=interaction.user.id)
         await interaction.edit_original_response(embed=outcome_embed(result), view=None)
         await announce_cancel(interaction.client, result, interaction.user.id)
 

@@ -15,7 +15,8 @@ from typing import Any
 import discord
 
 from bot.jobs.policy import relative_time
-from cogs.common import STATUS_FILTERS, NotAllowed, require_admin, services
+from cogs.common import STATUS_FILTERS, NotAllowed, require_admin
+from cogs.context import services_of
 from cogs.errors import report_error
 from cogs.job_card import status_label
 from cogs.replies import INFO_COLOUR
@@ -40,7 +41,7 @@ class JobQuery:
 
     async def fetch(self, interaction: discord.Interaction) -> JobPage:
         """This page's jobs; a page past the end (jobs were removed meanwhile) becomes the last one."""
-        jobs = services(interaction).store.jobs
+        jobs = services_of(interaction).store.jobs
         statuses = STATUS_FILTERS[self.status]
         total = await jobs.count(guild_id=self.guild_id, user_id=self.user_id, status=statuses)
         pages = max(1, math.ceil(total / PAGE_SIZE))
