@@ -118,12 +118,9 @@ class AccountService:
             except UserFacingError as exc:
                 log.info("Job %s of a forgotten member could not be cancelled: %s", job.id, type(exc).__name__)
                 report.left_running.append(job)
-        report.cards.extend(
-            job for job in await self.store.jobs.list_for_user(user_id, limit=10_000) if job.card_message_id
-        )
-        digests = {job.dataset_digest for job in report.cards} | {
-            job.dataset_digest for job in await self.store.jobs.list_for_user(user_id, limit=10_000)
-        }
+        every_job = await self.store.jobs.list_for_user(user_id, limit=10_000)
+        report.cards.extend(job for job in every_job if job.card_message_id)
+        digests = {job.dataset_digest for job in every_job}
         report.removed_rows.update(await self.store.forget_user(user_id))
         # Their images too, unless someone else's job uses the very same dataset.
         for digest in digests:

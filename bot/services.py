@@ -33,7 +33,7 @@ from bot.secretbox import SecretBox
 from bot.web.server import WebServer
 from bot.web.signing import DatasetUrlSigner
 from bot.web.sinks import CallbackRelay, StoreHookJobs, job_counts_by_status
-from bot.web.wiring import start_web_server
+from bot.web.wiring import build_web_server, start_web_server
 from storage import Store
 from storage.models import GuildDefaults
 
@@ -85,12 +85,14 @@ class Services:
             metrics.jobs.set_source(lambda: job_counts_by_status(store))
             relay = CallbackRelay()
             web = await start_web_server(
-                settings,
-                metrics=metrics,
-                jobs=StoreHookJobs(store),
-                target=relay,
-                datasets=datasets,
-                readiness=store_ready(store),
+                build_web_server(
+                    settings,
+                    metrics=metrics,
+                    jobs=StoreHookJobs(store),
+                    target=relay,
+                    datasets=datasets,
+                    readiness=store_ready(store),
+                )
             )
             if web is not None:
                 stack.push_async_callback(web.stop)

@@ -7,7 +7,7 @@ never shown back. Forgetting deletes the token at once and, after a confirm, eve
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Literal
 
 import discord
 from discord import app_commands
@@ -15,7 +15,9 @@ from discord.ext import commands
 
 from bot.accounts import MAX_TOKEN_LENGTH, ForgetReport
 from bot.jobs.cancel import REFUND_NOTE
-from cogs.common import NotAllowed, is_admin, services
+from cogs.buttons import MemberButton
+from cogs.common import NotAllowed, is_admin
+from cogs.context import services_of
 from cogs.errors import report_error
 from cogs.replies import INFO_COLOUR, OK_COLOUR
 from storage.models import Payer
@@ -45,7 +47,7 @@ class TokenModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # Civitai checks the token first
-        accounts = services(interaction).accounts
+        accounts = services_of(interaction).accounts
         if self.server_guild_id is not None:
             if not is_admin(interaction) or interaction.guild_id != self.server_guild_id:
                 raise NotAllowed("Only members with **Manage Server** can set the server's Civitai token.")
@@ -63,7 +65,7 @@ class TokenModal(discord.ui.Modal):
 
 
 def simulated_note(interaction: discord.Interaction) -> str:
-    if not services(interaction).simulated:
+    if not services_of(interaction).simulated:
         return ""
     return (
         "\n\nThe bot runs in **SIMULATED** mode: the token was checked against the built-in simulator and "
@@ -74,7 +76,7 @@ def simulated_note(interaction: discord.Interaction) -> str:
 async def user_token_linked_text(interaction: discord.Interaction) -> str:
     text = "Civitai accepted your API key. It is stored encrypted and is never shown again."
     if interaction.guild_id is not None:
-        payer = (await services(interaction).store.guilds.get(interaction.guild_id)).payer
+        payer = (await services_of(interaction).store.guilds.get(interaction.guild_id)).payer
         text += {
             Payer.USER: " On this server each member pays with their own account, so your runs here use it.",
             Payer.SERVER: " On this server the server's account pays, so your key is used only where members pay.",
@@ -85,38 +87,21 @@ async def user_token_linked_text(interaction: discord.Interaction) -> str:
 
 async def server_token_linked_text(interaction: discord.Interaction) -> str:
     assert interaction.guild_id is not None
-    payer = (await services(interaction).store.guilds.get(interaction.guild_id)).payer
+    payer = (await services_of(interaction).store.guilds.get(interaction.guild_id)).payer
     text = "Civitai accepted the key. It is stored encrypted and is never shown again."
     if payer is not Payer.SERVER:
         text += f" Who pays is still **{payer.value}**: run `/admin payer who:server` to make this account pay."
     return text + simulated_note(interaction)
 
 
-class ForgetButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:forget:(?P<user>\d+)"):
-    def __init__(self, user_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Delete all my data", style=discord.ButtonStyle.danger, custom_id=f"ltb:forget:{user_id}"
-            )
-        )
-        self.user_id = user_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> ForgetButton:
-        return cls(int(match["user"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            if interaction.user.id != self.user_id:
-                raise NotAllowed("Only the member who asked can confirm deleting their own data.")
-            await interaction.response.defer()
-            report = await services(interaction).accounts.forget_user(self.user_id)
-            await remove_posts(interaction.client, report)
-            await interaction.edit_original_response(embed=forget_embed(report), view=None)
-        except Exception as exc:
-            await report_error(interaction, exc)
+class ForgetButton(MemberButton, kind="forget", label="Delete all my data", style=discord.ButtonStyle.danger):
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.user_id:
+            raise NotAllowed("Only the member who asked can confirm deleting their own data.")
+        await interaction.response.defer()
+        report = await services_of(interaction).accounts.forget_user(self.user_id)
+        await remove_posts(interaction.client, report)
+        await interaction.edit_original_response(embed=forget_embed(report), view=None)
 
 
 async def remove_posts(client: discord.Client, report: ForgetReport) -> None:
@@ -146,31 +131,12 @@ def forget_embed(report: ForgetReport) -> discord.Embed:
     return discord.Embed(title="Your data is deleted", description="\n\n".join(lines), colour=OK_COLOUR)
 
 
-class KeepDataButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:forgetno:(?P<user>\d+)"
-):
-    def __init__(self, user_id: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Keep my run history", style=discord.ButtonStyle.secondary, custom_id=f"ltb:forgetno:{user_id}"
-            )
-        )
-        self.user_id = user_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> KeepDataButton:
-        return cls(int(match["user"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
+class KeepDataButton(MemberButton, kind="forgetno", label="Keep my run history", style=discord.ButtonStyle.secondary):
+    async def clicked(self, interaction: discord.Interaction) -> None:
         embed = discord.Embed(
             title="Token deleted, history kept", description="Your runs and settings stay.", colour=OK_COLOUR
         )
-        try:
-            await interaction.response.edit_message(embed=embed, view=None)
-        except Exception as exc:
-            await report_error(interaction, exc)
+        await interaction.response.edit_message(embed=embed, view=None)
 
 
 class AccountCog(commands.GroupCog, group_name="account", group_description="Your Civitai account and your data"):
@@ -184,7 +150,7 @@ class AccountCog(commands.GroupCog, group_name="account", group_description="You
 
     @app_commands.command(name="forget", description="Delete your Civitai key now, and all your data after a confirm")
     async def forget(self, interaction: discord.Interaction) -> None:
-        accounts = services(interaction).accounts
+        accounts = services_of(interaction).accounts
         stranded = await accounts.running_on_own_token(interaction.user.id)
         had_token = await accounts.forget_token(interaction.user.id)
         lines = ["Your Civitai key is deleted." if had_token else "You had no Civitai key linked."]
@@ -215,7 +181,7 @@ class SettingsCog(commands.GroupCog, group_name="settings", group_description="Y
     @app_commands.command(name="notify", description="Get a DM when your runs finish or fail")
     @app_commands.describe(dm="on (default) or off")
     async def notify(self, interaction: discord.Interaction, dm: Literal["on", "off"]) -> None:
-        settings = await services(interaction).store.users.set_dm_notify(interaction.user.id, dm == "on")
+        settings = await services_of(interaction).store.users.set_dm_notify(interaction.user.id, dm == "on")
         text = (
             "I'll DM you when a run of yours finishes or fails."
             if settings.dm_notify

@@ -19,7 +19,8 @@ from bot.jobs.access import visible_job
 from bot.jobs.usage import PERIOD_LABELS, Period, period_start
 from bot.server_settings import describe_settings
 from cogs.account import TokenModal
-from cogs.common import STATUS_CHOICES, is_admin, require_admin, services
+from cogs.common import STATUS_CHOICES, is_admin, require_admin
+from cogs.context import services_of
 from cogs.job_cancel import DYNAMIC_ITEMS as CANCEL_ITEMS
 from cogs.job_cancel import cancel_prompt
 from cogs.job_lists import DYNAMIC_ITEMS as LIST_ITEMS
@@ -76,7 +77,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @staticmethod
     async def audit(interaction: discord.Interaction, action: str, details: dict[str, Any] | None = None,
                     *, subject_id: int | None = None) -> None:  # fmt: skip
-        await services(interaction).audit.record(
+        await services_of(interaction).audit.record(
             interaction.guild_id, interaction.user.id, action, details, subject_id=subject_id
         )
 
@@ -84,7 +85,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @app_commands.command(name="settings", description="Every training setting of this server")
     async def settings(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        svc = services(interaction)
+        svc = services_of(interaction)
         store = svc.store
         lines = describe_settings(
             await store.guilds.get(interaction.guild_id),
@@ -103,7 +104,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @channels.command(name="add", description="Allow /train in this channel (once any is listed, only there)")
     async def channels_add(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         assert interaction.guild_id is not None
-        store = services(interaction).store
+        store = services_of(interaction).store
         if not await store.guilds.add_channel(interaction.guild_id, channel.id):
             await interaction.response.send_message(**ok("Nothing changed", f"{channel.mention} was already listed."))
             return
@@ -115,7 +116,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @channels.command(name="remove", description="Stop allowing /train in this channel")
     async def channels_remove(self, interaction: discord.Interaction, channel: discord.TextChannel) -> None:
         assert interaction.guild_id is not None
-        store = services(interaction).store
+        store = services_of(interaction).store
         if not await store.guilds.remove_channel(interaction.guild_id, channel.id):
             await interaction.response.send_message(**ok("Nothing changed", f"{channel.mention} was not listed."))
             return
@@ -127,7 +128,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @channels.command(name="clear", description="Allow /train in every channel again")
     async def channels_clear(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        removed = await services(interaction).store.guilds.clear_channels(interaction.guild_id)
+        removed = await services_of(interaction).store.guilds.clear_channels(interaction.guild_id)
         if removed:
             await self.audit(interaction, "settings.channels.clear", {"removed": removed})
         await interaction.response.send_message(**ok("Channels cleared", "`/train` now works in every channel."))
@@ -137,7 +138,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     async def role(self, interaction: discord.Interaction, role: discord.Role | None = None) -> None:
         assert interaction.guild_id is not None
         role_id = None if role is None or role.is_default() else role.id
-        await services(interaction).store.guilds.update(interaction.guild_id, required_role_id=role_id)
+        await services_of(interaction).store.guilds.update(interaction.guild_id, required_role_id=role_id)
         await self.audit(interaction, "settings.role", {"role": role_id})
         text = f"Only members with <@&{role_id}> can train now." if role_id else "Every member can train now."
         await interaction.response.send_message(**ok("Role updated", text))
@@ -154,7 +155,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         if member.bot:
             await interaction.response.send_message(**ok("Nothing changed", "Bots can't train anyway."))
             return
-        await services(interaction).store.guilds.block(interaction.guild_id, member.id, by=interaction.user.id,
+        await services_of(interaction).store.guilds.block(interaction.guild_id, member.id, by=interaction.user.id,
                                                        reason=reason)  # fmt: skip
         await self.audit(interaction, "member.block", {"member": member.id, "reason": reason}, subject_id=member.id)
         text = (
@@ -165,7 +166,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @app_commands.command(name="unblock", description="Let a blocked member train again")
     async def unblock(self, interaction: discord.Interaction, member: discord.User) -> None:
         assert interaction.guild_id is not None
-        if not await services(interaction).store.guilds.unblock(interaction.guild_id, member.id):
+        if not await services_of(interaction).store.guilds.unblock(interaction.guild_id, member.id):
             await interaction.response.send_message(**ok("Nothing changed", f"{member.mention} was not blocked."))
             return
         await self.audit(interaction, "member.unblock", {"member": member.id}, subject_id=member.id)
@@ -209,7 +210,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         if clash:
             names = ", ".join(sorted(clash))
             raise UserFacingError(f"You both set and reset {names}. Run the command again with one or the other.")
-        store = services(interaction).store
+        store = services_of(interaction).store
         before = await store.guilds.get(interaction.guild_id)
         changes = {LIMITS[name][0]: value for name, value in given.items()} | {LIMITS[n][0]: None for n in resets}
         after = await store.guilds.update(interaction.guild_id, **changes) if changes else before
@@ -232,7 +233,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @app_commands.describe(who="user: each member's own key · server: this server's key · operator: the bot's")
     async def payer(self, interaction: discord.Interaction, who: Literal["user", "server", "operator"]) -> None:
         assert interaction.guild_id is not None
-        svc = services(interaction)
+        svc = services_of(interaction)
         settings = await svc.store.guilds.update(interaction.guild_id, payer=who)
         await self.audit(interaction, "settings.payer", {"payer": who})
         text = PAYER_WORDS[settings.payer] + "."
@@ -253,7 +254,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @token.command(name="clear", description="Remove this server's Civitai API key")
     async def token_clear(self, interaction: discord.Interaction) -> None:
         assert interaction.guild_id is not None
-        svc = services(interaction)
+        svc = services_of(interaction)
         if not await svc.accounts.clear_server_token(interaction.guild_id, interaction.user.id):
             await interaction.response.send_message(**ok("Nothing changed", "This server had no Civitai token."))
             return
@@ -269,7 +270,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @app_commands.command(name="threads", description="Public job threads, or private ones only the trainer sees")
     async def threads(self, interaction: discord.Interaction, mode: Literal["public", "private"]) -> None:
         assert interaction.guild_id is not None
-        await services(interaction).store.guilds.update(interaction.guild_id, thread_mode=ThreadMode(mode))
+        await services_of(interaction).store.guilds.update(interaction.guild_id, thread_mode=ThreadMode(mode))
         await self.audit(interaction, "settings.threads", {"mode": mode})
         text = (
             "New runs get a private thread: only the trainer (and members who can manage threads) see it."
@@ -283,7 +284,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     async def log_channel(self, interaction: discord.Interaction, channel: discord.TextChannel | None = None) -> None:
         assert interaction.guild_id is not None
         channel_id = channel.id if channel else None
-        store = services(interaction).store
+        store = services_of(interaction).store
         previous = (await store.guilds.get(interaction.guild_id)).log_channel_id
         await store.guilds.update(interaction.guild_id, log_channel_id=channel_id)
         # The old channel hears about the move too (cogs.audit_log posts to "previous").
@@ -304,16 +305,15 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
     @app_commands.command(name="cancel", description="Cancel any run in this server (asks first)")
     @app_commands.describe(job="Start typing its name or id")
     async def cancel(self, interaction: discord.Interaction, job: str) -> None:
-        found = await visible_job(
-            services(interaction).store, job, user_id=interaction.user.id, guild_id=interaction.guild_id, is_admin=True
-        )
+        store = services_of(interaction).store
+        found = await visible_job(store, job, user_id=interaction.user.id, guild_id=interaction.guild_id, is_admin=True)
         await interaction.response.send_message(ephemeral=True, **cancel_prompt(found, actor_id=interaction.user.id))
 
     @cancel.autocomplete("job")
     async def cancel_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         if not is_admin(interaction):  # autocomplete skips interaction_check
             return []
-        jobs = await services(interaction).store.jobs.search(
+        jobs = await services_of(interaction).store.jobs.search(
             None, current, guild_id=interaction.guild_id, status=ACTIVE_STATUSES, limit=AUTOCOMPLETE_LIMIT
         )
         return [job_choice(job) for job in jobs]
@@ -324,7 +324,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         self, interaction: discord.Interaction, period: Literal["day", "week", "month", "all"] = "month"
     ) -> None:
         assert interaction.guild_id is not None
-        svc = services(interaction)
+        svc = services_of(interaction)
         chosen = Period(period)
         rows = await svc.store.ledger.usage_by_user(interaction.guild_id, period_start(chosen, svc.clock.now()))
         lines = [

@@ -1,28 +1,17 @@
-"""What several cogs need: the services, the admin check, and the filters job lists share."""
+"""What several cogs need: the admin check and the filters job lists share."""
 
 from __future__ import annotations
-
-from typing import cast
 
 import discord
 from discord import app_commands
 
 from bot.errors import UserFacingError
-from bot.services import Services
 from storage.models import ACTIVE_STATUSES, JobStatus
 
 
 class NotAllowed(UserFacingError):
     def __init__(self, message: str) -> None:
         super().__init__(message, title="Not allowed")
-
-
-def services(interaction: discord.Interaction) -> Services:
-    return services_of(interaction.client)
-
-
-def services_of(client: discord.Client) -> Services:
-    return cast(Services, client.services)  # type: ignore[attr-defined]
 
 
 def is_admin(interaction: discord.Interaction) -> bool:

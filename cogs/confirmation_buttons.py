@@ -1,17 +1,14 @@
 """Confirm, Edit sample prompts and Cancel on the ``/train`` confirmation.
 
-They are ``DynamicItem``s whose custom id carries the job (``ltb:confirm:<job>``…), so they
-work after a restart with nothing in memory. Only the member who started the run can use them
-(``NotYourJob``); after 15 minutes they say the confirmation expired and submit nothing.
-Exceptions in their callbacks are reported to the member here: discord.py would only log them.
+They are ``JobButton``s (``ltb:confirm:<job>``…), so they work after a restart with nothing in
+memory. Only the member who started the run can use them (``NotYourJob``); after 15 minutes
+they say the confirmation expired and submit nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import re
-from typing import Any
 
 import discord
 from discord.ext import commands
@@ -25,6 +22,7 @@ from bot.jobs.submission import (
     NotYourJob,
     TrainingService,
 )
+from cogs.buttons import JobButton
 from cogs.confirmation import cancelled_embed, closed_embed, merge_warnings, shown_warnings, training_embed
 from cogs.context import requester_from, services_of
 from cogs.errors import report_error
@@ -33,10 +31,7 @@ from storage.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
 
-JOB = r"(?P<job>[A-Za-z0-9_-]{1,80})"
 PROMPTS_INPUT_LIMIT = 4000  # Discord: a text input holds at most 4000 characters
-
-Button = discord.ui.Button[discord.ui.View]
 
 
 def confirmation_view(job_id: str, *, disabled: bool = False) -> discord.ui.View:
@@ -84,30 +79,17 @@ async def answer_not_a_draft(interaction: discord.Interaction, training: Trainin
         where = where_to_follow(job)
         await tell(
             interaction,
-            "This run was already submitted" + (f": follow it in {where}." if where else ".")
+            "This run was already submitted"
+            + (f": follow it in {where}." if where else ".")
             + " To stop it, use `/jobs cancel`.",
         )
 
 
-class ConfirmButton(discord.ui.DynamicItem[Button], template=rf"ltb:confirm:{JOB}"):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(label="Confirm", style=discord.ButtonStyle.success,
-                                           custom_id=f"ltb:confirm:{job_id}"))  # fmt: skip
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> ConfirmButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
+class ConfirmButton(JobButton, kind="confirm", label="Confirm", style=discord.ButtonStyle.success):
+    async def clicked(self, interaction: discord.Interaction) -> None:
         # The submit (and blob uploads) may take longer than Discord's 3 s: answer first.
         await interaction.response.defer()
-        try:
-            await confirm(interaction, self.job_id)
-        except Exception as exc:
-            await report_error(interaction, exc)
+        await confirm(interaction, self.job_id)
 
 
 async def confirm(interaction: discord.Interaction, job_id: str) -> None:
@@ -167,32 +149,18 @@ async def confirm(interaction: discord.Interaction, job_id: str) -> None:
     )
 
 
-class PromptsButton(discord.ui.DynamicItem[Button], template=rf"ltb:prompts:{JOB}"):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(label="Edit sample prompts", style=discord.ButtonStyle.secondary,
-                                           custom_id=f"ltb:prompts:{job_id}"))  # fmt: skip
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> PromptsButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
+class PromptsButton(JobButton, kind="prompts", label="Edit sample prompts", style=discord.ButtonStyle.secondary):
+    async def clicked(self, interaction: discord.Interaction) -> None:
         # A modal must be the first answer, so only quick database reads come before it.
-        try:
-            training = services_of(interaction).training
-            requester = requester_from(interaction)
-            job = await training.own_job(self.job_id, requester)
-            if job.status is JobStatus.DRAFT and training.expired(job):
-                await training.discard(job.id, requester)
-            if job.status is not JobStatus.DRAFT or training.expired(job):
-                await answer_not_a_draft(interaction, training, job)
-                return
-            await interaction.response.send_modal(PromptsModal(job.id, list(job.params.get("sample_prompts") or [])))
-        except Exception as exc:
-            await report_error(interaction, exc)
+        training = services_of(interaction).training
+        requester = requester_from(interaction)
+        job = await training.own_job(self.job_id, requester)
+        if job.status is JobStatus.DRAFT and training.expired(job):
+            await training.discard(job.id, requester)
+        if job.status is not JobStatus.DRAFT or training.expired(job):
+            await answer_not_a_draft(interaction, training, job)
+            return
+        await interaction.response.send_modal(PromptsModal(job.id, list(job.params.get("sample_prompts") or [])))
 
 
 class PromptsModal(discord.ui.Modal):
@@ -236,36 +204,21 @@ class PromptsModal(discord.ui.Modal):
         await report_error(interaction, error)
 
 
-class DiscardButton(discord.ui.DynamicItem[Button], template=rf"ltb:discard:{JOB}"):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger,
-                                           custom_id=f"ltb:discard:{job_id}"))  # fmt: skip
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> DiscardButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
+class DiscardButton(JobButton, kind="discard", label="Cancel", style=discord.ButtonStyle.danger):
+    async def clicked(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer()
-        try:
-            training = services_of(interaction).training
-            requester = requester_from(interaction)
-            job = await training.own_job(self.job_id, requester)
-            if job.status is JobStatus.DRAFT and training.expired(job):
-                await training.discard(job.id, requester)
-                await close_confirmation(interaction, closed_embed(ConfirmationExpired()))
-            elif await training.discard(job.id, requester):
-                await close_confirmation(interaction, cancelled_embed())
-            else:
-                current = await training.store.jobs.get(job.id)
-                await answer_not_a_draft(interaction, training, current or job)
-        except Exception as exc:
-            await report_error(interaction, exc)
+        training = services_of(interaction).training
+        requester = requester_from(interaction)
+        job = await training.own_job(self.job_id, requester)
+        if job.status is JobStatus.DRAFT and training.expired(job):
+            await training.discard(job.id, requester)
+            await close_confirmation(interaction, closed_embed(ConfirmationExpired()))
+        elif await training.discard(job.id, requester):
+            await close_confirmation(interaction, cancelled_embed())
+        else:
+            current = await training.store.jobs.get(job.id)
+            await answer_not_a_draft(interaction, training, current or job)
 
 
 async def setup(bot: commands.Bot) -> None:
     bot.add_dynamic_items(ConfirmButton, PromptsButton, DiscardButton)
-

@@ -11,7 +11,11 @@ from bot.services import Services
 
 
 def services_of(interaction: discord.Interaction) -> Services:
-    services = getattr(interaction.client, "services", None)
+    return client_services(interaction.client)
+
+
+def client_services(client: discord.Client) -> Services:
+    services = getattr(client, "services", None)
     if not isinstance(services, Services):
         raise RuntimeError("the client has no services (not a TrainerBot?)")
     return services

@@ -15,21 +15,20 @@ import discord
 
 from bot.jobs.access import visible_job
 from bot.jobs.cancel import REFUND_NOTE, Cancellation
-from cogs.common import CANCELLABLE, is_admin, services, services_of
-from cogs.errors import report_error
+from cogs.buttons import JobButton
+from cogs.common import CANCELLABLE, is_admin
+from cogs.context import client_services, services_of
 from cogs.job_card import job_card_embed, status_label
 from cogs.replies import INFO_COLOUR, OK_COLOUR
 from storage.models import Job
 
 log = logging.getLogger(__name__)
 
-JOB_ID = r"(?P<job>[a-z0-9]{1,40})"
-
 
 async def job_for(interaction: discord.Interaction, job_id: str) -> Job:
     """The job if the member clicking may act on it; else the same "unknown job" as a wrong id."""
     return await visible_job(
-        services(interaction).store,
+        services_of(interaction).store,
         job_id,
         user_id=interaction.user.id,
         guild_id=interaction.guild_id,
@@ -92,7 +91,7 @@ async def announce_cancel(client: discord.Client, result: Cancellation, actor_id
             )
     except discord.HTTPException as exc:
         log.warning("Job %s was cancelled but its card or thread could not be updated: %s", job.id, exc.status)
-    if by_admin and (await services_of(client).store.users.get(job.user_id)).dm_notify:
+    if by_admin and (await client_services(client).store.users.get(job.user_id)).dm_notify:
         await dm_owner(client, job, actor_id)
 
 
@@ -109,75 +108,26 @@ async def dm_owner(client: discord.Client, job: Job, actor_id: int) -> None:
         log.info("Could not DM the owner of job %s about its cancel: %s %s", job.id, exc.status, exc.code)
 
 
-class AskCancelButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:cancelask:" + JOB_ID):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(label="Cancel run", style=discord.ButtonStyle.danger, custom_id=f"ltb:cancelask:{job_id}")
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> AskCancelButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            job = await job_for(interaction, self.job_id)
-            await interaction.response.send_message(ephemeral=True, **cancel_prompt(job, actor_id=interaction.user.id))
-        except Exception as exc:
-            await report_error(interaction, exc)
+class AskCancelButton(JobButton, kind="cancelask", label="Cancel run", style=discord.ButtonStyle.danger):
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for(interaction, self.job_id)
+        await interaction.response.send_message(ephemeral=True, **cancel_prompt(job, actor_id=interaction.user.id))
 
 
-class ConfirmCancelButton(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:cancelyes:" + JOB_ID
-):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Yes, cancel it", style=discord.ButtonStyle.danger, custom_id=f"ltb:cancelyes:{job_id}"
-            )
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> ConfirmCancelButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            job = await job_for(interaction, self.job_id)
-            await interaction.response.defer()  # the orchestrator call may take a moment
-            result = await services(interaction).canceller.cancel(job, actor_id=interaction.user.id)
-            await interaction.edit_original_response(embed=outcome_embed(result), view=None)
-            await announce_cancel(interaction.client, result, interaction.user.id)
-        except Exception as exc:
-            await report_error(interaction, exc)
+class ConfirmCancelButton(JobButton, kind="cancelyes", label="Yes, cancel it", style=discord.ButtonStyle.danger):
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for(interaction, self.job_id)
+        await interaction.response.defer()  # the orchestrator call may take a moment
+        result = await services_of(interaction).canceller.cancel(job, actor_id=interaction.user.id)
+        await interaction.edit_original_response(embed=outcome_embed(result), view=None)
+        await announce_cancel(interaction.client, result, interaction.user.id)
 
 
-class KeepJobButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"ltb:cancelno:" + JOB_ID):
-    def __init__(self, job_id: str) -> None:
-        super().__init__(
-            discord.ui.Button(label="Keep it", style=discord.ButtonStyle.secondary, custom_id=f"ltb:cancelno:{job_id}")
-        )
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
-    ) -> KeepJobButton:
-        return cls(match["job"])
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            job = await job_for(interaction, self.job_id)
-            embed = discord.Embed(title=f"{job.name} keeps running"[:256], colour=OK_COLOUR)
-            await interaction.response.edit_message(embed=embed, view=None)
-        except Exception as exc:
-            await report_error(interaction, exc)
+class KeepJobButton(JobButton, kind="cancelno", label="Keep it", style=discord.ButtonStyle.secondary):
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for(interaction, self.job_id)
+        embed = discord.Embed(title=f"{job.name} keeps running"[:256], colour=OK_COLOUR)
+        await interaction.response.edit_message(embed=embed, view=None)
 
 
 def job_buttons(job: Job) -> discord.ui.View:

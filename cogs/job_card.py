@@ -86,7 +86,8 @@ def job_card_embed(job: Job, *, user_mention: str | None = None, epochs_done: in
         embed.add_field(name="Progress", value=progress_bar(fraction) + done, inline=False)
     if job.status.active:
         queue, eta = _queue_and_eta(job.last_state)
-        if queue:
+        # Once training has started the queue is behind it; only the ETA still matters.
+        if queue and job.status is not JobStatus.PROCESSING:
             embed.add_field(name="Queue", value=queue, inline=True)
         if eta:
             embed.add_field(name="ETA", value=eta, inline=True)

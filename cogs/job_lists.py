@@ -15,7 +15,8 @@ from typing import Any
 import discord
 
 from bot.jobs.policy import relative_time
-from cogs.common import STATUS_FILTERS, NotAllowed, require_admin, services
+from cogs.common import STATUS_FILTERS, NotAllowed, require_admin
+from cogs.context import services_of
 from cogs.errors import report_error
 from cogs.job_card import status_label
 from cogs.replies import INFO_COLOUR
@@ -38,22 +39,25 @@ class JobQuery:
             return f"ltb:jobs:{self.user_id}:{page}:{self.status}"
         return f"ltb:gjobs:{self.guild_id}:{self.user_id or 0}:{page}:{self.status}"
 
-    async def fetch(self, interaction: discord.Interaction) -> tuple[list[Job], int]:
-        store = services(interaction).store
+    async def fetch(self, interaction: discord.Interaction) -> JobPage:
+        """This page's jobs; a page past the end (jobs were removed meanwhile) becomes the last one."""
+        jobs = services_of(interaction).store.jobs
         statuses = STATUS_FILTERS[self.status]
-        total = await store.jobs.count(guild_id=self.guild_id, user_id=self.user_id, status=statuses)
+        total = await jobs.count(guild_id=self.guild_id, user_id=self.user_id, status=statuses)
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(self.page, pages - 1)
-        if self.guild_id is None:
-            assert self.user_id is not None
-            jobs = await store.jobs.list_for_user(
-                self.user_id, status=statuses, limit=PAGE_SIZE, offset=page * PAGE_SIZE
-            )
-        else:
-            jobs = await store.jobs.list_for_guild(
-                self.guild_id, user_id=self.user_id, status=statuses, limit=PAGE_SIZE, offset=page * PAGE_SIZE
-            )
-        return jobs, total
+        shown = await jobs.matching(
+            guild_id=self.guild_id, user_id=self.user_id, status=statuses, limit=PAGE_SIZE, offset=page * PAGE_SIZE
+        )
+        return JobPage(shown, total, page, pages)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    total: int
+    number: int  # from 0
+    count: int
 
 
 def job_line(job: Job, *, with_owner: bool) -> str:
@@ -69,19 +73,18 @@ def job_line(job: Job, *, with_owner: bool) -> str:
 
 async def render_page(interaction: discord.Interaction, query: JobQuery) -> dict[str, Any]:
     """The message (embed and buttons) for one page of ``query``."""
-    jobs, total = await query.fetch(interaction)
-    pages = max(1, math.ceil(total / PAGE_SIZE))
-    page = min(query.page, pages - 1)
+    found = await query.fetch(interaction)
+    page, pages = found.number, found.count
     whose = "Your jobs" if query.guild_id is None else "Jobs in this server"
     title = whose + ("" if query.status == "all" else f" · {query.status.replace('_', ' ')}")
-    lines = [job_line(job, with_owner=query.guild_id is not None) for job in jobs]
+    lines = [job_line(job, with_owner=query.guild_id is not None) for job in found.jobs]
     if not lines:
         lines = ["No jobs match." + (" Start one with `/train flux1`." if query.guild_id is None else "")]
     description = "\n".join(lines)
     if query.guild_id is not None and query.user_id:
         description = f"Member: <@{query.user_id}>\n\n" + description
     embed = discord.Embed(title=title, description=description[:4096], colour=INFO_COLOUR)
-    embed.set_footer(text=f"Page {page + 1} of {pages} · {total} job(s) · /jobs show <id> for a card")
+    embed.set_footer(text=f"Page {page + 1} of {pages} · {found.total} job(s) · /jobs show <id> for a card")
     view = discord.ui.View(timeout=None)
     if pages > 1:
         kind = MemberJobsPage if query.guild_id is None else GuildJobsPage
@@ -90,60 +93,56 @@ async def render_page(interaction: discord.Interaction, query: JobQuery) -> dict
     return {"embed": embed, "view": view}
 
 
-def _page_button(query: JobQuery, label: str, disabled: bool) -> discord.ui.Button[discord.ui.View]:
-    return discord.ui.Button(
-        label=label, style=discord.ButtonStyle.secondary, custom_id=query.custom_id(query.page), disabled=disabled
-    )
+class JobsPageButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"(?!)"):
+    """◀ or ▶ of a job list; the subclasses say how the custom id reads and who may turn the page."""
 
-
-class MemberJobsPage(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"ltb:jobs:(?P<user>\d+):(?P<page>\d+):(?P<status>[a-z_]+)",
-):
     def __init__(self, query: JobQuery, *, label: str = "▶", disabled: bool = False) -> None:
-        super().__init__(_page_button(query, label, disabled))
+        custom_id = query.custom_id(query.page)
+        style = discord.ButtonStyle.secondary
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id, disabled=disabled))
         self.query = query
 
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            self.check_allowed(interaction)
+            await interaction.response.edit_message(**await render_page(interaction, self.query))
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+    def check_allowed(self, interaction: discord.Interaction) -> None:
+        raise NotImplementedError
+
+
+def status_from(match: Any) -> str:
+    return str(match["status"]) if match["status"] in STATUS_FILTERS else "all"
+
+
+class MemberJobsPage(JobsPageButton, template=r"ltb:jobs:(?P<user>\d+):(?P<page>\d+):(?P<status>[a-z_]+)"):
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
     ) -> MemberJobsPage:
-        status = match["status"] if match["status"] in STATUS_FILTERS else "all"
-        return cls(JobQuery(int(match["user"]), status, int(match["page"])))
+        return cls(JobQuery(int(match["user"]), status_from(match), int(match["page"])))
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            if interaction.user.id != self.query.user_id:
-                raise NotAllowed("This list belongs to another member. Run `/jobs list` for yours.")
-            await interaction.response.edit_message(**await render_page(interaction, self.query))
-        except Exception as exc:
-            await report_error(interaction, exc)
+    def check_allowed(self, interaction: discord.Interaction) -> None:
+        if interaction.user.id != self.query.user_id:
+            raise NotAllowed("This list belongs to another member. Run `/jobs list` for yours.")
 
 
 class GuildJobsPage(
-    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
-    template=r"ltb:gjobs:(?P<guild>\d+):(?P<user>\d+):(?P<page>\d+):(?P<status>[a-z_]+)",
+    JobsPageButton, template=r"ltb:gjobs:(?P<guild>\d+):(?P<user>\d+):(?P<page>\d+):(?P<status>[a-z_]+)"
 ):
-    def __init__(self, query: JobQuery, *, label: str = "▶", disabled: bool = False) -> None:
-        super().__init__(_page_button(query, label, disabled))
-        self.query = query
-
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: Any, /
     ) -> GuildJobsPage:
-        status = match["status"] if match["status"] in STATUS_FILTERS else "all"
         user = int(match["user"]) or None
-        return cls(JobQuery(user, status, int(match["page"]), guild_id=int(match["guild"])))
+        return cls(JobQuery(user, status_from(match), int(match["page"]), guild_id=int(match["guild"])))
 
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            require_admin(interaction)
-            if interaction.guild_id != self.query.guild_id:
-                raise NotAllowed("That list is about another server. Run `/admin jobs` here.")
-            await interaction.response.edit_message(**await render_page(interaction, self.query))
-        except Exception as exc:
-            await report_error(interaction, exc)
+    def check_allowed(self, interaction: discord.Interaction) -> None:
+        require_admin(interaction)
+        if interaction.guild_id != self.query.guild_id:
+            raise NotAllowed("That list is about another server. Run `/admin jobs` here.")
 
 
 DYNAMIC_ITEMS = (MemberJobsPage, GuildJobsPage)

@@ -13,7 +13,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.jobs.access import visible_job
-from cogs.common import STATUS_CHOICES, STATUS_FILTERS, services
+from cogs.common import STATUS_CHOICES, STATUS_FILTERS
+from cogs.context import services_of
 from cogs.job_cancel import DYNAMIC_ITEMS as CANCEL_ITEMS
 from cogs.job_cancel import cancel_prompt, job_buttons
 from cogs.job_card import job_card_embed, status_label
@@ -33,7 +34,7 @@ def job_choice(job: Job) -> app_commands.Choice[str]:
 async def own_job_choices(
     interaction: discord.Interaction, current: str, statuses: frozenset[JobStatus]
 ) -> list[app_commands.Choice[str]]:
-    jobs = await services(interaction).store.jobs.search(
+    jobs = await services_of(interaction).store.jobs.search(
         interaction.user.id, current, status=statuses, limit=AUTOCOMPLETE_LIMIT
     )
     return [job_choice(job) for job in jobs]
@@ -55,7 +56,7 @@ class JobsCog(commands.GroupCog, group_name="jobs", group_description="Your LoRA
     @app_commands.describe(job="Start typing its name or id")
     async def show(self, interaction: discord.Interaction, job: str) -> None:
         found = await self._own(interaction, job)
-        epochs = await services(interaction).store.epochs.posted_epochs(found.id)
+        epochs = await services_of(interaction).store.epochs.posted_epochs(found.id)
         await interaction.response.send_message(
             embed=job_card_embed(found, epochs_done=len(epochs) or None), view=job_buttons(found), ephemeral=True
         )
@@ -78,7 +79,7 @@ class JobsCog(commands.GroupCog, group_name="jobs", group_description="Your LoRA
     async def _own(interaction: discord.Interaction, job_id: str) -> Job:
         # Admin powers never apply here: /jobs is about the caller's own runs only.
         return await visible_job(
-            services(interaction).store, job_id, user_id=interaction.user.id, guild_id=None, is_admin=False
+            services_of(interaction).store, job_id, user_id=interaction.user.id, guild_id=None, is_admin=False
         )
 
 

@@ -297,6 +297,19 @@ class JobRepository:
 
     # Listing
 
+    async def matching(
+        self,
+        *,
+        guild_id: int | None = None,
+        user_id: int | None = None,
+        status: StatusFilter = None,
+        limit: int = 25,
+        offset: int = 0,
+    ) -> list[Job]:
+        """The jobs the filters match (a member's, a server's, or a member's in one server), newest first."""
+        where, params = self._filters(user_id=user_id, guild_id=guild_id, status=status)
+        return await self._page(where, params, limit, offset)
+
     async def list_for_user(
         self,
         user_id: int,
@@ -307,21 +320,7 @@ class JobRepository:
         offset: int = 0,
     ) -> list[Job]:
         """The member's jobs, newest first."""
-        where, params = self._filters(user_id=user_id, guild_id=guild_id, status=status)
-        return await self._page(where, params, limit, offset)
-
-    async def list_for_guild(
-        self,
-        guild_id: int,
-        *,
-        user_id: int | None = None,
-        status: StatusFilter = None,
-        limit: int = 25,
-        offset: int = 0,
-    ) -> list[Job]:
-        """Every job in the guild, newest first."""
-        where, params = self._filters(user_id=user_id, guild_id=guild_id, status=status)
-        return await self._page(where, params, limit, offset)
+        return await self.matching(user_id=user_id, guild_id=guild_id, status=status, limit=limit, offset=offset)
 
     async def count(
         self, *, guild_id: int | None = None, user_id: int | None = None, status: StatusFilter = None

@@ -116,7 +116,7 @@ async def test_whatif_is_sent_without_the_external_id() -> None:
     ("response", "error", "check"),
     [
         (httpx.Response(401, json={"title": "Unauthorized"}), e.Unauthorized, "/account token"),
-        (httpx.Response(403, text='"Insufficient buzz"'), e.InsufficientBuzz, "2000 Buzz"),
+        (httpx.Response(403, text='"Insufficient buzz"'), e.InsufficientBuzz, "2,000 Buzz"),
         (httpx.Response(404, json={"title": "Not Found"}), e.NotFound, "not found"),
         (httpx.Response(409, json={"detail": "already canceled"}), e.Conflict, "already canceled"),
         (

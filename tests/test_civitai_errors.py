@@ -59,7 +59,7 @@ def test_a_validation_problem_becomes_per_option_messages() -> None:
 def test_insufficient_buzz_carries_the_price() -> None:
     error = e.InsufficientBuzz(price=2200, detail="Insufficient buzz")
     assert error.price == 2200
-    assert "2200 Buzz" in error.user_message and "Insufficient buzz" in error.user_message
+    assert "2,200 Buzz" in error.user_message and "Insufficient buzz" in error.user_message
 
 
 def test_messages_never_echo_a_registered_secret() -> None:

@@ -139,7 +139,7 @@ class InsufficientBuzz(OrchestratorError):
     def __init__(self, *, price: int | None = None, detail: str | None = None) -> None:
         self.price = price
         self.detail = redact(detail)[:300] if detail else None
-        cost = f" for the {price} Buzz this run costs" if price is not None else ""
+        cost = f" for the {price:,} Buzz this run costs" if price is not None else ""
         said = f"\nCivitai said: {self.detail}" if self.detail else ""
         super().__init__(
             f"The Civitai account paying for this run does not have enough Buzz{cost} "
@@ -171,7 +171,7 @@ class Unauthorized(OrchestratorError):
 
 
 class NotFound(OrchestratorError):
-    def __init__(self, what: str = "That workflow") -> None:
+    def __init__(self, what: str = "That run") -> None:
         super().__init__(
             f"{what} was not found on Civitai: it may have been deleted or be older than 30 days.",
             status=404,

@@ -1,7 +1,8 @@
-"""Building and starting the web server for ``Services``, with stand-ins for missing parts.
+"""Building and starting the web server.
 
-Until the store's job records and the tracker are wired, callbacks go to ``NoTrackedJobs`` and
-``LoggingCallbackTarget``; pass the real ``jobs``/``target``/``datasets`` to replace them.
+``Services`` passes the store's jobs and the tracker; ``bot doctor`` builds one with nothing
+behind it (callbacks answered 404 by ``NoTrackedJobs``, ``LoggingCallbackTarget`` only logs)
+just to check that the address can be bound.
 """
 
 from __future__ import annotations
@@ -41,23 +42,13 @@ def build_web_server(
     )
 
 
-async def start_web_server(
-    settings: Settings,
-    *,
-    metrics: BotMetrics,
-    jobs: HookJobs | None = None,
-    target: CallbackTarget | None = None,
-    datasets: DatasetFiles | None = None,
-    readiness: Readiness | None = None,
-) -> WebServer | None:
-    """Start the server; None if its address is taken and nothing depends on it.
+async def start_web_server(server: WebServer) -> WebServer | None:
+    """Start ``server``; None if its address is taken and nothing depends on it.
 
     Without PUBLIC_URL the server only offers /healthz and /metrics (jobs are polled), so a busy
     port is a warning. With PUBLIC_URL, callbacks and hosted datasets need it: refuse to start.
     """
-    server = build_web_server(
-        settings, metrics=metrics, jobs=jobs, target=target, datasets=datasets, readiness=readiness
-    )
+    settings = server.settings
     try:
         await server.start()
     except OSError as exc:

@@ -181,9 +181,9 @@ async def test_listings_filter_and_page_newest_first(store: Store, clock: FakeCl
     assert await store.jobs.count(guild_id=GUILD, user_id=USER) == 5
     assert await store.jobs.count(user_id=USER, status=[]) == 0
 
-    in_guild = await store.jobs.list_for_guild(GUILD)
+    in_guild = await store.jobs.matching(guild_id=GUILD)
     assert other in [j.id for j in in_guild] and elsewhere not in [j.id for j in in_guild]
-    assert [j.id for j in await store.jobs.list_for_guild(GUILD, user_id=OTHER_USER)] == [other]
+    assert [j.id for j in await store.jobs.matching(guild_id=GUILD, user_id=OTHER_USER)] == [other]
     assert await store.jobs.count_active_for_user(GUILD, USER) == 4
 
 

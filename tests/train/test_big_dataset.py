@@ -4,13 +4,12 @@ because nothing is downloaded before it."""
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 from bot.app import TrainerBot
 from tests.dataset_helpers import image_bytes
 from tests.stage import Attachment, Stage, StageMember
-from tests.train.helpers import confirmation
+from tests.train.helpers import is_confirmation
 
 BIG_ENTRY = 200 * 1024 * 1024
 
@@ -28,12 +27,11 @@ def big_zip() -> bytes:
 async def test_a_200_mib_zip_is_deferred_at_once_then_checked(
     stage: Stage, trainer: TrainerBot, alice: StageMember
 ) -> None:
-    data = big_zip()
-    started = time.monotonic()
-    ix = await alice.slash("train flux1", dataset=Attachment("big.zip", data))
-    assert await ix.response(timeout=3) == 5  # deferred (thinking)
-    assert time.monotonic() - started < 3
-    shown = await confirmation(alice)  # the stage failed the test if the 3 s deadline was missed
+    ix = await alice.slash("train flux1", dataset=Attachment("big.zip", big_zip()))
+    # The stage itself fails the test when no initial response comes within Discord's 3 s.
+    assert await ix.response() == 5  # deferred (thinking)
+    # Streaming and checking 200 MiB takes a while on a loaded two-core machine.
+    shown = await alice.wait_ephemeral(is_confirmation, timeout=60)
     assert "3 images" in shown.text and "footage.bin" in shown.text  # the stray file was skipped
     # On the way, the member read where it stood.
     lines = [r.body.get("content") for r in stage.requests if r.route.endswith("@original") and r.body]

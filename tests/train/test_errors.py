@@ -96,7 +96,7 @@ async def test_not_enough_buzz_is_said_with_the_price(stage: Stage, trainer: Tra
     price = (await only_job(trainer, alice)).price_quoted
     await alice.click(shown, label="Confirm")
     error = await alice.wait_ephemeral(lambda m: "Not enough Buzz" in m.text)
-    assert f"for the {price:.0f} Buzz this run costs" in error.text and "Nothing was charged" in error.text
+    assert f"for the {price:,.0f} Buzz this run costs" in error.text and "Nothing was charged" in error.text
     await assert_nothing_submitted(trainer, alice)
     # Once the account has Buzz, the same confirmation works.
     sim.add_account(TOKEN, 100_000)
