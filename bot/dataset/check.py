@@ -155,7 +155,7 @@ class _Check:
                 for ordinal, image in enumerate(plan.images):
                     caption = plan.captions.get(image.key)
                     window.append(pool.submit(self._work, archive, image, caption, ordinal < MAX_TILES))
-                    if len(window) > workers:  # one waiting per worker: bounded memory
+                    if len(window) > 2 * workers:  # two waiting per worker: bounded memory
                         self._consume(window.popleft().result())
                         consumed += 1
                         if consumed == MAX_TILES and consumed < len(plan.images):

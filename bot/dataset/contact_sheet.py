@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import math
-import zlib
 
 from PIL import Image, ImageDraw
 
 from bot.dataset.images import THUMBNAIL_SIDE
 from bot.render.fonts import Font, font
+from bot.render.png import encode_png
 
 MAX_TILES = 48
 COLUMNS = 8
@@ -52,11 +51,8 @@ def render_contact_sheet(tiles: list[tuple[str, Image.Image]], total: int) -> by
             fill=MUTED,
             font=more_font,
         )
-    out = io.BytesIO()
-    # Run-length deflate: half the time of the default strategy for photo thumbnails, about
-    # the same size (the sheet is rendered on every check, so its cost counts).
-    sheet.save(out, "PNG", compress_type=zlib.Z_RLE)
-    return out.getvalue()
+    # The sheet is rendered on every check, so its encoding cost counts (see bot.render.png).
+    return encode_png(sheet)
 
 
 def _cell_origin(index: int) -> tuple[int, int]:

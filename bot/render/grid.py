@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from PIL import Image, ImageDraw
 
 from bot.render.fonts import font
+from bot.render.png import encode_png
 
 BACKGROUND = (24, 25, 28)
 MISSING = (60, 62, 68)
@@ -56,11 +57,9 @@ def comparison_grid(
             data = images[col] if col < len(images) else None
             sheet.paste(_thumbnail(data, cell), (x, y))
 
-    out = io.BytesIO()
-    # Not optimize=True: on a grid of photos it takes ~8× longer (7 s for 10 epochs × 2
-    # prompts) to save ~7% of the bytes.
-    sheet.save(out, format="PNG")
-    return out.getvalue()
+    # A grid of photos is large: Pillow's per-row filter search (and worse, optimize=True)
+    # costs seconds for a 10-epoch grid; see bot.render.png.
+    return encode_png(sheet)
 
 
 def _thumbnail(data: bytes | None, cell: int) -> Image.Image:
