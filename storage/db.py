@@ -68,6 +68,10 @@ class Session:
         async with self.conn.execute(sql, params) as cursor:
             return cursor.rowcount
 
+    async def run_many(self, sql: str, rows: Iterable[Params]) -> None:
+        """Execute one write for each row, in a single call to the database thread."""
+        await self.conn.executemany(sql, rows)
+
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Execute an INSERT; return the new row's rowid."""
         async with self.conn.execute(sql, params) as cursor:

@@ -78,11 +78,10 @@ class DeliveryRepository:
         """Record ``(job_id, body_digest, outcome)`` rows in one transaction (group commit)."""
         now = self.db.now()
         async with self.db.transaction() as session:
-            for job_id, body_digest, outcome in deliveries:
-                await session.run(
-                    "INSERT INTO callback_deliveries (job_id, received_at, body_digest, outcome) VALUES (?, ?, ?, ?)",
-                    (job_id, now, body_digest, outcome),
-                )
+            await session.run_many(
+                "INSERT INTO callback_deliveries (job_id, received_at, body_digest, outcome) VALUES (?, ?, ?, ?)",
+                [(job_id, now, body_digest, outcome) for job_id, body_digest, outcome in deliveries],
+            )
 
     async def for_job(self, job_id: str, limit: int = 50) -> list[Delivery]:
         """The job's most recent deliveries, newest first."""
