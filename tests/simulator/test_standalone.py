@@ -30,4 +30,9 @@ async def test_standalone_server_accepts_any_token_and_stops_on_sigint() -> None
             assert priced.status_code == 200 and priced.json()["transactions"]["insufficientBuzz"] is True
     finally:
         process.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(process.wait(), 15) == 0
+        # Generous: seen taking over 15 s once with two full suites sharing two cores.
+        try:
+            assert await asyncio.wait_for(process.wait(), 45) == 0
+        finally:
+            if process.returncode is None:
+                process.kill()
