@@ -6,15 +6,14 @@ import codecs
 import re
 from dataclasses import dataclass
 
+from bot.dataset.errors import EntryRefused
+
 # A caption is a sentence or a tag list; anything this long is not a caption.
 MAX_CAPTION_BYTES = 64 * 1024
 
 
-class CaptionRefused(Exception):
-    def __init__(self, reason: str, fix: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.fix = fix
+class CaptionRefused(EntryRefused):
+    """A caption file that cannot be used (e.g. not UTF-8)."""
 
 
 @dataclass(frozen=True)

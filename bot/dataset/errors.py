@@ -19,3 +19,12 @@ class DatasetError(UserFacingError):
         self.reason = reason
         self.fix = fix
         self.file = file
+
+
+class EntryRefused(Exception):
+    """One entry of the zip is refused (the check goes on with the others): why, and the fix."""
+
+    def __init__(self, reason: str, fix: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fix = fix

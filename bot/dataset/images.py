@@ -23,6 +23,7 @@ from typing import IO
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from bot.dataset.entries import EXPORT_FIX
+from bot.dataset.errors import EntryRefused
 from bot.dataset.jpeg import STRICT_MODES, CorruptJpeg, decode_strict
 
 # Never hand the trainer a silently truncated picture.
@@ -40,11 +41,8 @@ _TRAINER_FORMATS = "the trainer takes JPEG and PNG"
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 
-class ImageRefused(Exception):
-    def __init__(self, reason: str, fix: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.fix = fix
+class ImageRefused(EntryRefused):
+    """An image that cannot be used: unreadable, damaged, too small or too large."""
 
 
 @dataclass(frozen=True)
