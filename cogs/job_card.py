@@ -29,6 +29,7 @@ STATUS_LABELS: dict[JobStatus, tuple[str, discord.Colour]] = {
     JobStatus.EXPIRED: ("⌛ Expired", discord.Colour.dark_red()),
     JobStatus.CANCELED: ("🚫 Cancelled", discord.Colour.dark_grey()),
     JobStatus.DISCARDED: ("🗑️ Not submitted", discord.Colour.dark_grey()),
+    JobStatus.LOST: ("❓ Lost", discord.Colour.dark_red()),
 }
 SIMULATED_BADGE = "🧪 SIMULATED"
 

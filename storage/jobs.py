@@ -110,6 +110,10 @@ def _job_from_row(row: aiosqlite.Row) -> Job:
         updated_at=from_db_time(row["updated_at"]),
         submitted_at=optional_time(row["submitted_at"]),
         finished_at=optional_time(row["finished_at"]),
+        revision=row["revision"],
+        lease_until=optional_time(row["lease_until"]),
+        end_reason=row["end_reason"],
+        thread_gone=bool(row["thread_gone"]),
     )
 
 

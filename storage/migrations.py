@@ -53,22 +53,42 @@ async def apply_migrations(db: aiosqlite.Connection, migrations: Sequence[Migrat
     """
     applied = []
     version = await current_version(db)
-    for migration in load_migrations() if migrations is None else migrations:
-        if migration.version <= version:
-            continue
-        # executescript commits first; wrap in an explicit transaction so a failing
-        # migration leaves the schema as it was (DDL is transactional in SQLite).
-        try:
-            await db.executescript(
-                "BEGIN;\n"
-                + migration.sql
-                + f"\nINSERT INTO schema_version (version, name) VALUES ({migration.version}, '{migration.name}');"
-                + "\nCOMMIT;"
-            )
-        except Exception as exc:
-            # executescript stops at the failing statement with the transaction still open.
-            if db.in_transaction:
-                await db.execute("ROLLBACK")
-            raise MigrationError(f"migration {migration.name} failed and was rolled back: {exc}") from exc
-        applied.append(migration.version)
+    async with db.execute("PRAGMA foreign_keys") as cursor:
+        row = await cursor.fetchone()
+    enforce_keys = bool(row and row[0])
+    # A migration may rebuild a table (SQLite cannot change a CHECK in place): with foreign keys
+    # on, dropping the old table would cascade into every table that refers to it. The pragma
+    # is a no-op inside a transaction, so it is switched around each one, and the keys are
+    # checked before the migration commits instead.
+    await db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for migration in load_migrations() if migrations is None else migrations:
+            if migration.version <= version:
+                continue
+            await _apply(db, migration)
+            applied.append(migration.version)
+    finally:
+        if enforce_keys:
+            await db.execute("PRAGMA foreign_keys=ON")
     return applied
+
+
+async def _apply(db: aiosqlite.Connection, migration: Migration) -> None:
+    # executescript commits first; wrap in an explicit transaction so a failing
+    # migration leaves the schema as it was (DDL is transactional in SQLite).
+    try:
+        await db.executescript(
+            "BEGIN;\n"
+            + migration.sql
+            + f"\nINSERT INTO schema_version (version, name) VALUES ({migration.version}, '{migration.name}');"
+        )
+        async with db.execute("PRAGMA foreign_key_check") as cursor:
+            broken = list(await cursor.fetchall())
+        if broken:
+            raise MigrationError(f"it leaves {len(broken)} row(s) with a dangling foreign key, e.g. {tuple(broken[0])}")
+        await db.execute("COMMIT")
+    except Exception as exc:
+        # executescript stops at the failing statement with the transaction still open.
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
+        raise MigrationError(f"migration {migration.name} failed and was rolled back: {exc}") from exc

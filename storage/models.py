@@ -53,6 +53,9 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
     # Never submitted: the member cancelled, the confirmation expired, or the submit was refused.
     DISCARDED = "discarded"
+    # Submitted, but it can no longer be followed (deleted or aged out at Civitai, its token
+    # removed, a simulated run after switching to real mode): ``Job.end_reason`` says which.
+    LOST = "lost"
 
     @property
     def finished(self) -> bool:
@@ -64,7 +67,14 @@ class JobStatus(StrEnum):
 
 
 FINISHED_STATUSES = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELED, JobStatus.DISCARDED}
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.EXPIRED,
+        JobStatus.CANCELED,
+        JobStatus.DISCARDED,
+        JobStatus.LOST,
+    }
 )
 # Jobs that count against the per-member concurrency limit and that the tracker follows.
 ACTIVE_STATUSES = frozenset(
@@ -201,6 +211,14 @@ class Job:
     updated_at: datetime
     submitted_at: datetime | None
     finished_at: datetime | None
+    # Bumped by every change of a draft; Confirm submits only the revision it showed.
+    revision: int = 1
+    # While a submit is in flight, the time its task last promised to be done by.
+    lease_until: datetime | None = None
+    # Why a run ended the way it did, when the workflow cannot say (a ``lost`` run).
+    end_reason: str | None = None
+    # The thread is unusable (archived, deleted, forbidden): posts go to the owner's DMs.
+    thread_gone: bool = False
 
 
 @dataclass(frozen=True)

@@ -87,3 +87,41 @@ async def test_migrations_stop_at_the_broken_one_on_a_fresh_database(tmp_path: P
     master, versions = await schema_snapshot(path)
     assert [v[0] for v in versions] == [m.version for m in good]
     assert "t" not in {name for _, name, *_ in master}
+
+
+async def test_rebuilding_jobs_keeps_every_row_that_refers_to_a_job(db_path: Path) -> None:
+    """0003 rebuilds ``jobs``: with foreign keys on, dropping the old table would have cascaded
+    into events, epochs and deliveries and nulled the ledger's job ids."""
+    first_two = [m for m in load_migrations() if m.version <= 2]
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(db_path, isolation_level=None) as conn:
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await apply_migrations(conn, first_two)
+        t = "2026-01-01T00:00:00.000Z"
+        await conn.execute(
+            "INSERT INTO jobs (id, guild_id, channel_id, user_id, name, variant, params, dataset_digest, image_count,"
+            " payer, token_source, external_id, workflow_id, status, created_at, updated_at)"
+            " VALUES ('j1', 1, 2, 3, 'n', 'dev', '{}', 'd', 4, 'operator', 'operator', 'x1', '', 'submitted', ?, ?)",
+            (t, t),
+        )
+        await conn.execute("INSERT INTO handled_events VALUES ('j1', 'k', ?)", (t,))
+        await conn.execute("INSERT INTO posted_epochs VALUES ('j1', 1, 9, ?)", (t,))
+        await conn.execute(
+            "INSERT INTO spend_ledger (guild_id, user_id, job_id, payer, amount, kind, at, recorded_at)"
+            " VALUES (1, 3, 'j1', 'operator', 10, 'charge', ?, ?)",
+            (t, t),
+        )
+        await apply_migrations(conn)
+        async with conn.execute("PRAGMA foreign_keys") as cur:
+            assert (await cur.fetchone())[0] == 1  # type: ignore[index]
+        counts = []
+        for sql in (
+            "SELECT COUNT(*) FROM handled_events",
+            "SELECT COUNT(*) FROM posted_epochs",
+            "SELECT COUNT(*) FROM spend_ledger WHERE job_id = 'j1'",
+        ):
+            async with conn.execute(sql) as cur:
+                counts.append((await cur.fetchone())[0])  # type: ignore[index]
+        assert counts == [1, 1, 1]
+        async with conn.execute("SELECT workflow_id, revision, thread_gone FROM jobs") as cur:
+            assert tuple(await cur.fetchone()) == (None, 1, 0)  # type: ignore[arg-type]
