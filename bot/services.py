@@ -136,6 +136,8 @@ class Services:
                 client=orchestrator.client,
                 clock=clock,
                 metrics=metrics,
+                simulated=orchestrator.simulated,
+                audit=audit,
             )
             relay.target = tracker
             services = cls(

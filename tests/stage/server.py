@@ -815,6 +815,11 @@ class Stage:
             return 400, {"message": "stage internal error (see the test failure)", "code": 0}, {}
 
     def _validate(self, req: StageRequest) -> None:
+        found = self.validator.validate_query(req.route, req.query) if self.validator else []
+        if found:
+            self.violations.extend(found)
+            self.notify()
+            raise HttpError(400, 50035, "Invalid Form Body", errors=discord_error_body(found)["errors"])
         if req.method in ("GET", "DELETE") or (req.body is None and not req.uploads):
             return
         found = self.validator.validate(req.route, req.body) if self.validator else []

@@ -18,7 +18,7 @@ from PIL import Image
 
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode, Settings
-from bot.jobs.events import EpochReady, Notice, NoticeKind
+from bot.jobs.events import EpochReady, Notice, NoticeKind, dm_key, notice_key
 from bot.jobs.tracker import Outcome, PollSchedule, Tracker
 from bot.services import Services
 from storage.models import Job, JobStatus
@@ -47,6 +47,18 @@ class RecordingSink:
     fail_notices: int = 0
     gate: asyncio.Event | None = None  # when set up, epoch posts wait for it
     waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    # Every post Discord holds, by (job, key): what ``find_post`` searches.
+    board: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Keys whose post reaches Discord but whose answer is lost (a timeout, the bot dying).
+    lose_answers: set[str] = field(default_factory=set)
+    searches: list[str] = field(default_factory=list)
+
+    def _posted(self, job: Job, key: str, message_id: int) -> int:
+        self.board[(job.id, key)] = message_id
+        if key in self.lose_answers:
+            self.lose_answers.discard(key)
+            raise TimeoutError("the answer never came")
+        return message_id
 
     async def show_card(self, job: Job, epochs_done: int) -> None:
         self.cards.append((job.status, epochs_done))
@@ -59,20 +71,25 @@ class RecordingSink:
             self.fail_epochs.discard(event.number)
             raise RuntimeError("Discord is having a bad day")
         self.epochs.append(event)
-        return 1000 + event.number
+        return self._posted(event.job, event.key, 1000 + event.number)
 
     async def post_notice(self, notice: Notice) -> int | None:
         if self.fail_notices:
             self.fail_notices -= 1
             raise RuntimeError("Discord is having a bad day")
         self.notices.append(notice)
-        return 2000 + len(self.notices)
+        return self._posted(notice.job, notice_key(notice.kind), 2000 + len(self.notices))
 
     async def send_dm(self, notice: Notice, message_id: int | None) -> None:
         self.dms.append((notice.kind, message_id))
+        self._posted(notice.job, dm_key(notice.kind), 3000 + len(self.dms))
 
     async def reopen(self, job: Job) -> None:
         self.reopened.append(job.id)
+
+    async def find_post(self, job: Job, key: str) -> int | None:
+        self.searches.append(key)
+        return self.board.get((job.id, key))
 
 
 @pytest.fixture
@@ -308,3 +325,22 @@ async def test_closing_does_not_wait_out_a_long_poll(tmp_path: Path) -> None:
     began = loop.time()
     await own.close()
     assert loop.time() - began < 3
+
+
+async def test_a_post_whose_answer_was_lost_is_found_on_discord_not_posted_again(
+    services: Services, tmp_path: Path
+) -> None:
+    # The post reaches Discord but the bot never learns it (killed, or the answer timed out):
+    # the intent recorded before it makes the next refresh look for it instead of posting again.
+    sink = RecordingSink(lose_answers={"epoch:2", "notice:end", "dm:end"})
+    tracker = await started(services, sink)
+    job = await opened_job(services, tmp_path, epochs=2)
+    await advance(sim(services), 1000)  # the run is over
+    for _ in range(4):  # epoch 2, the notice, the DM: each answer lost once
+        await tracker.refresh(job.id)
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED
+    assert [e.number for e in sink.epochs] == [1, 2]
+    assert len(sink.notices) == 1 and len(sink.dms) == 1
+    assert sorted(sink.searches) == ["dm:end", "epoch:2", "notice:end"]  # only posts that had an intent
+    posted = await services.store.epochs.posted_epochs(job.id)
+    assert [(p.epoch_number, p.message_id) for p in posted] == [(1, 1001), (2, 1002)]
