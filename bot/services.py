@@ -120,6 +120,7 @@ class Services:
                 orchestrator=orchestrator.client,
                 operator_token=settings.civitai_token,
                 audit=audit,
+                simulated=orchestrator.simulated,
             )
             accounts = AccountService(
                 store=store,

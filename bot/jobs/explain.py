@@ -90,6 +90,11 @@ class LostReason(StrEnum):
     SIMULATED_IN_REAL_MODE = "simulated_in_real_mode"  # a simulated run; the bot now trains for real
     REAL_IN_SIMULATED_MODE = "real_in_simulated_mode"  # a real run; the bot now runs the simulator
 
+    @property
+    def may_still_run(self) -> bool:
+        """Whether the run may still be going (and spending) at Civitai, out of the bot's sight."""
+        return self in (LostReason.TOKEN_REMOVED, LostReason.REAL_IN_SIMULATED_MODE)
+
 
 _LOST: dict[LostReason, tuple[str, str, str]] = {  # headline, what happened, what to do
     LostReason.WORKFLOW_GONE: (

@@ -55,7 +55,8 @@ from bot.jobs.events import (
     epoch_key,
     notice_key,
 )
-from bot.jobs.explain import MODERATION_UNDER_REVIEW, LostReason, explain_end, explain_lost
+from bot.jobs.explain import MODERATION_UNDER_REVIEW, LostReason, explain_end
+from bot.jobs.lost import close_lost, lost_explanation, mode_mismatch
 from bot.jobs.payer import MissingToken, job_token
 from bot.jobs.settlement import settle_job
 from bot.jobs.state import card_fingerprint, job_status, progress, stored_state
@@ -393,9 +394,8 @@ class Tracker:
             return Refresh(Outcome.GONE)
         if not await self._ready(job):
             return Refresh(Outcome.PENDING)
-        if job.simulated != self.simulated:
-            mode = LostReason.SIMULATED_IN_REAL_MODE if job.simulated else LostReason.REAL_IN_SIMULATED_MODE
-            return await self._lose(job, mode)
+        if (mismatch := mode_mismatch(job, simulated=self.simulated)) is not None:
+            return await self._lose(job, mismatch)
         try:
             session = await self.session_for(job)
         except MissingToken:
@@ -518,24 +518,20 @@ class Tracker:
 
     async def _lose(self, job: Job, reason: LostReason) -> Refresh:
         """End a run that can no longer be followed: tell its owner (thread, DM) and show it on the
-        card, each once, audit it, and only then store it ``lost``, which frees its slot. Until
-        all is told it stays active, and ``/jobs cancel`` can close it (``bot.jobs.cancel``)."""
+        card, each once, then audit it and store it ``lost``, which frees its slot. Until all is
+        told it stays active, and ``/jobs cancel`` can close it (``bot.jobs.cancel``)."""
         stored = await self.store.jobs.get(job.id)
         if stored is None or stored.status.finished:
             return Refresh(Outcome.FINISHED)  # a cancel from Discord closed it, and said so
-        charged = await self.store.ledger.spent_for_job(job.id)
-        explanation = explain_lost(reason, simulated=job.simulated, charged=charged)
+        explanation = await lost_explanation(self.store, stored, reason)
         lost = replace(stored, status=JobStatus.LOST, end_reason=reason.value)
-        log.warning("Job %s can no longer be followed (%s): ending it lost", job.id, reason.value)
         notice = Notice(lost, NoticeKind.LOST, explanation)
         if not await self._tell(notice, self._as_is(notice)):
             return Refresh(Outcome.PENDING)
         epochs_done = len(await self.store.epochs.posted_epochs(job.id))
         if not await self._once(job.id, CARD_FINAL, lambda: self.cards.final(lost, epochs_done)):
             return Refresh(Outcome.PENDING)
-        if self.audit is not None:
-            await self.audit.record_job_end(lost, None, "job.lost", reason=explanation.headline)
-        await self.store.jobs.mark_lost(job.id, reason.value)
+        await close_lost(self.store, self.audit, stored, reason, explanation, actor_id=None)
         self._hints.pop(job.id, None)
         return Refresh(Outcome.FINISHED, True)
 
