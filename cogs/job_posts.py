@@ -233,7 +233,8 @@ class DiscordJobSink:
             text = f"⏸️ **{job.name}** is waiting for a moderator."
         else:
             headline = notice.explanation.headline if notice.explanation else "The run stopped"
-            text = f"❌ **{job.name}**: {headline}."
+            mark = "❓" if notice.kind is NoticeKind.LOST else "❌"
+            text = f"{mark} **{job.name}**: {headline}."
         return _clip(text, 1900) + simulated_suffix(job)
 
     @staticmethod

@@ -123,8 +123,9 @@ _LOST: dict[LostReason, tuple[str, str, str]] = {  # headline, what happened, wh
     ),
 }
 _SIMULATOR_FORGOT = (
-    "The simulated run is gone",
-    "The simulator keeps runs in memory only and no longer has this one (the bot was restarted).",
+    "The simulator no longer has this run",
+    "The built-in simulator says the run does not exist (it keeps runs in memory only: a restart of the bot "
+    "loses them), so I can no longer follow it.",
     "Start it again with `/train flux1`.",
 )
 
