@@ -149,3 +149,29 @@ async def test_a_simulated_run_after_a_restart_in_real_mode_ends_lost(
         assert stored.status is JobStatus.LOST and stored.end_reason == "simulated_in_real_mode"
         assert orchestrator.records() == []  # the real orchestrator was never asked about it
         assert notice.content.startswith("❓")
+
+
+async def test_admin_cancel_closes_a_run_whose_token_was_removed(
+    stage: Stage, alice: StageMember, admin: StageMember, tmp_path: Path, orchestrator: Simulator
+) -> None:
+    # Callbacks mode and no callbacks reaching the bot: nothing refreshes the run but the cancel.
+    async with bot_in_process(stage, tmp_path / "bot", public_url=PUBLIC_URL, **real_mode(orchestrator), **FAST) as bot:
+        await bot.services.store.guilds.update(stage.guild.id, payer=Payer.SERVER)
+        await bot.services.accounts.link_server_token(stage.guild.id, admin.id, "server-token-1234567890")
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=3, steps=60)
+        await bot.services.tracker.refresh(job.id)
+        await (await admin.slash("admin token clear")).reply(says("Server token removed"))
+        assert (await bot.services.store.jobs.count_active_for_user(stage.guild.id, alice.id)) == 1
+
+        prompt = await (await admin.slash("admin cancel", job=job.id)).reply()
+        await admin.click(prompt, label="Yes, cancel it")
+        closed = await admin.wait_ephemeral(lambda m: m.embed["title"].startswith("Closed"))
+        assert "token paying for this run was removed" in closed.text and "may still be running" in closed.text
+        dm = await alice.wait_dm(says("closed your run", "token paying for this run was removed"))
+        assert f"<@{admin.id}>" in dm.content
+        stored = await finished(bot, job.id)
+        assert stored.status is JobStatus.LOST and stored.end_reason == "token_removed"
+        await stage.wait_message(thread, says("closed this run"))
+        [entry] = [e for e in await bot.services.store.audit.recent(stage.guild.id) if e.action == "job.lost"]
+        assert entry.actor_id == admin.id
+        assert orchestrator.record(job.workflow_id or "").status != "canceled"  # nothing could stop it there
