@@ -8,19 +8,15 @@ the bot knows; ``/jobs cancel`` closes one the tracker has not ended yet.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from pydantic import SecretStr
-
 from bot.civitai.simulator import Simulator
-from bot.config import CivitaiMode
 from cogs.job_card import status_label
 from storage.models import Job, JobStatus, Payer
 from tests.stage import Message, Stage, StageMember
 from tests.stage.bots import bot_in_process
-from tests.tracking.helpers import FAST, PUBLIC_URL, finished, is_epoch, simulator, start_run
+from tests.tracking.helpers import FAST, PUBLIC_URL, finished, is_epoch, real_mode, simulator, start_run
 from tests.train.helpers import attachment, confirmation
 
 GONE = "The simulator no longer has this run"  # said of a simulated run ("Civitai …" of a real one)
@@ -28,25 +24,6 @@ GONE = "The simulator no longer has this run"  # said of a simulated run ("Civit
 
 def says(*words: str) -> Callable[[Message], bool]:
     return lambda m: all(w in m.text for w in words)
-
-
-@pytest.fixture
-async def orchestrator() -> AsyncIterator[Simulator]:
-    """An orchestrator outside the bot (the bot runs in real mode against it)."""
-    sim = Simulator(speed=0, accept_any_token=True)
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-def real_mode(sim: Simulator) -> dict[str, object]:
-    assert sim.base_url is not None
-    return {
-        "civitai_mode": CivitaiMode.REAL,
-        "orchestrator_url": sim.base_url,
-        "civitai_token": SecretStr("operator-token"),
-        "dataset_transport": "blobs",
-    }
 
 
 def told(stage: Stage, where: object, *words: str) -> list[Message]:

@@ -8,20 +8,16 @@ the nonce window, and a new bot starts on the same database and the same orchest
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from pydantic import SecretStr
-
 from bot.civitai.simulator import Simulator
-from bot.config import CivitaiMode
 from storage.models import JobStatus
 from tests.stage import Channel, Message, Stage, StageMember
 from tests.stage.bots import bot_in_process
 from tests.stage.rest import NONCE_WINDOW_SECONDS
-from tests.tracking.helpers import FAST, advance, epoch_messages, finished, start_run
+from tests.tracking.helpers import FAST, advance, epoch_messages, finished, real_mode, start_run
 
 POST = "POST /channels/{channel_id}/messages"
 HISTORY = "GET /channels/{channel_id}/messages"
@@ -31,23 +27,8 @@ DOWN_SECONDS = NONCE_WINDOW_SECONDS + 60
 START, PER_EPOCH = 42.0, 38.0
 
 
-@pytest.fixture
-async def orchestrator() -> AsyncIterator[Simulator]:
-    sim = Simulator(speed=0, accept_any_token=True)
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
 def settings(sim: Simulator) -> dict[str, Any]:
-    assert sim.base_url is not None
-    return {
-        "civitai_mode": CivitaiMode.REAL,
-        "orchestrator_url": sim.base_url,
-        "civitai_token": SecretStr("operator-token"),
-        "dataset_transport": "blobs",
-        **FAST,
-    }
+    return real_mode(sim) | FAST
 
 
 def final(message: Message) -> bool:
