@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.civitai.client import RetryPolicy
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode, Settings
 from bot.jobs.events import EpochReady, Notice, NoticeKind, dm_key, notice_key
@@ -344,3 +345,31 @@ async def test_a_post_whose_answer_was_lost_is_found_on_discord_not_posted_again
     assert sorted(sink.searches) == ["dm:end", "epoch:2", "notice:end"]  # only posts that had an intent
     posted = await services.store.epochs.posted_epochs(job.id)
     assert [(p.epoch_number, p.message_id) for p in posted] == [(1, 1001), (2, 1002)]
+
+
+async def test_errors_that_may_pass_never_lose_a_run_and_a_gone_one_is_lost_once_told(
+    services: Services, tmp_path: Path
+) -> None:
+    sink = RecordingSink()
+    tracker = await started(services, sink)
+    services.orchestrator.client.retry = RetryPolicy(attempts=1)  # each failure reaches the tracker at once
+    job = await opened_job(services, tmp_path)
+    assert job.workflow_id is not None
+    for status in (503, 500, 429):
+        sim(services).faults.fail_next(1, status=status, route="get")
+        assert (await tracker.refresh(job.id)).outcome is Outcome.PENDING
+    stored = await services.store.jobs.get(job.id)
+    assert stored is not None and stored.status.active and sink.notices == []
+
+    sim(services).record(job.workflow_id).deleted = True
+    sink.fail_notices = 1  # Discord is down when the loss is found: the job stays active until told
+    assert (await tracker.refresh(job.id)).outcome is Outcome.PENDING
+    assert await services.store.jobs.count_active_for_user(GUILD, USER) == 1
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED
+    [notice] = sink.notices
+    assert notice.kind is NoticeKind.LOST and notice.explanation is not None
+    assert sink.dms == [(NoticeKind.LOST, 2001)] and sink.cards[-1] == (JobStatus.LOST, 0)
+    assert await services.store.jobs.count_active_for_user(GUILD, USER) == 0
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED and len(sink.notices) == 1
+    [entry] = [e for e in await services.store.audit.recent(GUILD) if e.action != "job.submit"]
+    assert entry.action == "job.lost" and entry.actor_id is None and entry.details["job"] == job.id
