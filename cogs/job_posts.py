@@ -284,6 +284,8 @@ class DiscordJobSink:
         link = jump_url(job, message_id)
         text = self._headline(notice)
         if notice.explanation is not None:
+            if notice.kind is NoticeKind.LOST:  # what happened and what was charged: no run left to look at
+                text += f"\n{notice.explanation.detail}"
             text += f"\n{notice.explanation.fix}"
         if link:
             text += f"\nSee it here: {link}"

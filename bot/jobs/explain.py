@@ -101,7 +101,6 @@ _LOST: dict[LostReason, tuple[str, str, str]] = {  # headline, what happened, wh
         "Civitai no longer has this run",
         "Civitai says the run does not exist: it was deleted, or it is older than Civitai keeps runs. "
         "I can no longer follow it or fetch its files.",
-        "Epochs already posted here stay downloadable only while Civitai keeps their files. "
         "Start it again with `/train flux1` if you still need it.",
     ),
     LostReason.TOKEN_REMOVED: (

@@ -45,7 +45,7 @@ async def test_a_workflow_civitai_no_longer_has_ends_lost_told_once_and_frees_th
 
         notice = await stage.wait_message(thread, says(GONE, "charged", "/train flux1"))
         assert notice.content.startswith("❓") and "Nothing was charged: it was a simulated run." in notice.text
-        dm = await alice.wait_dm(says(GONE))
+        dm = await alice.wait_dm(says(GONE, "Nothing was charged"))
         assert f"/{thread.id}/{notice.id}" in dm.content
         stored = await finished(bot, job.id)
         assert stored.status is JobStatus.LOST and stored.end_reason == "workflow_gone"
