@@ -24,6 +24,7 @@ from bot.civitai.simulator import Simulator
 from bot.civitai.training import TrainingOptions
 from bot.clock import Clock
 from bot.config import CivitaiMode, Settings
+from bot.dataset.report import DatasetResult
 from bot.jobs.events import EpochReady, Notice
 from bot.jobs.policy import Member
 from bot.jobs.submission import Quote, Requester
@@ -156,6 +157,7 @@ class ChaosWorld:
         self.crashes = Crashes(None, False, self.crash_log)
         self.restarts = 0
         self.sim_url = ""
+        self.dataset: DatasetResult | None = None
 
     # --- processes --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -219,10 +221,11 @@ class ChaosWorld:
         assert self.services is not None
         requester = self.requester(user_id)
         options = TrainingOptions.from_user(steps=steps, epochs=2, trigger_word="sks", sample_prompts=list(prompts))
-        folder = self.root / f"in-{user_id}-{steps}"
-        folder.mkdir(parents=True, exist_ok=True)
-        dataset = await checked_dataset(self.services, folder, count=2)
-        quote = await self.services.training.quote(requester, options, dataset, name=f"run-{user_id}")
+        if self.dataset is None:  # one checked dataset serves every draft (the check is not under test)
+            folder = self.root / "dataset-in"
+            folder.mkdir(parents=True, exist_ok=True)
+            self.dataset = await checked_dataset(self.services, folder, count=2)
+        quote = await self.services.training.quote(requester, options, self.dataset, name=f"run-{user_id}")
         draft = Draft(quote.job.id, requester, {}, quote.job.revision)
         self.saw(draft, quote)
         return draft

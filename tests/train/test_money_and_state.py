@@ -163,6 +163,29 @@ async def test_when_civitai_cannot_say_the_job_stays_submitting_until_recovery_k
     assert charged(trainer) == await ledger_total(trainer, alice)
 
 
+async def test_a_submit_lost_before_it_reached_civitai_is_released_and_told_once_known(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    """No answer and no workflow: "checking" first (it may still come), then, once the lease ran
+    out and Civitai still has nothing, the reservation is dropped and the member told so."""
+    services = trainer.services
+    await alice.slash("train flux1", dataset=attachment(3))
+    shown = await confirmation(alice)
+    simulator(trainer).faults.drop_next(3, route="submit")
+    await alice.click(shown, label="Confirm")
+    await alice.wait_ephemeral(lambda m: m.id == shown.id and "checking" in m.text)
+    [job] = await services.store.jobs.list_for_user(alice.id)
+    assert job.status is JobStatus.SUBMITTING and await ledger_total(trainer, alice) > 0
+    services.clock.advance(seconds=31)
+    await services.tracker.refresh(job.id)
+    told = await stage.wait_message(stage.channel("general"), lambda m: "did not start" in m.content)
+    assert f"<@{alice.id}>" in told.content and "nothing was charged" in told.content
+    assert (await services.store.jobs.get(job.id)).status is JobStatus.DISCARDED  # type: ignore[union-attr]
+    assert await ledger_total(trainer, alice) == 0 and simulator(trainer).workflows == {} and charges(trainer) == []
+    await services.tracker.refresh(job.id)
+    assert len([m for m in stage.messages_in("general") if "did not start" in m.content]) == 1
+
+
 async def test_a_slow_upload_keeps_its_lease_and_is_never_recovered_while_it_runs(
     stage: Stage, trainer: TrainerBot, alice: StageMember, monkeypatch: pytest.MonkeyPatch
 ) -> None:
