@@ -25,7 +25,7 @@ from bot.civitai.training import TrainingOptions
 from bot.clock import Clock
 from bot.config import CivitaiMode, Settings
 from bot.dataset.report import DatasetResult
-from bot.jobs.events import EpochReady, Notice
+from bot.jobs.events import EpochReady, Notice, dm_key, notice_key
 from bot.jobs.policy import Member
 from bot.jobs.submission import Quote, Requester
 from bot.services import Services
@@ -108,7 +108,7 @@ class Crashes:
 class RecordingSink:
     def __init__(self, discord: FakeDiscord, crashes: Crashes) -> None:
         self.discord = discord
-        for name in ("show_card", "post_epoch", "post_notice", "send_dm", "reopen", "not_submitted"):
+        for name in ("show_card", "post_epoch", "post_notice", "send_dm", "reopen", "not_submitted", "find_post"):
             crashes.wrap(self, name, f"sink.{name}")
 
     async def show_card(self, job: Job, epochs_done: int) -> None:
@@ -118,10 +118,14 @@ class RecordingSink:
         return self.discord.send(event.job.id, event.key)
 
     async def post_notice(self, notice: Notice) -> int | None:
-        return self.discord.send(notice.job.id, f"notice:{notice.kind}")
+        return self.discord.send(notice.job.id, notice_key(notice.kind))
 
     async def send_dm(self, notice: Notice, message_id: int | None) -> None:
-        self.discord.send(notice.job.id, f"dm:{notice.kind}")
+        self.discord.send(notice.job.id, dm_key(notice.kind))
+
+    async def find_post(self, job: Job, key: str) -> int | None:
+        """Discord's channel history: every post is there, whatever the nonce window."""
+        return next((p.message_id for p in self.discord.posts if p.job_id == job.id and p.key == key), None)
 
     async def reopen(self, job: Job) -> None:
         self.discord.reopened.append(job.id)
