@@ -141,6 +141,7 @@ class Services:
                 audit=audit,
             )
             relay.target = tracker
+            training.recheck = tracker.recheck_later
             services = cls(
                 settings=settings,
                 store=store,

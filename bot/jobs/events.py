@@ -139,6 +139,11 @@ class JobEventSink(Protocol):
         """Post the card and thread of a job whose submit was recovered after a crash."""
         ...
 
+    async def not_submitted(self, job: Job) -> None:
+        """Tell the owner that a submit whose outcome was unknown created nothing (it is known
+        now: the orchestrator has no workflow for it) and nothing was charged for it."""
+        ...
+
     async def find_post(self, job: Job, key: str) -> int | None:
         """Look for a post made for ``key`` (``post_marker``) wherever it could have gone (the
         thread, the owner's DMs): its message id, or None when it is nowhere to be found. Raise
