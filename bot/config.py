@@ -35,7 +35,8 @@ class DatasetTransport(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty value means "the default", so .env.example's blank DISCORD_TOKEN= reads as unset.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Discord
     discord_token: SecretStr | None = None

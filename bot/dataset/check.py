@@ -28,8 +28,9 @@ from bot.dataset.entries import Plan, PlannedEntry, plan_entries
 from bot.dataset.errors import DatasetError
 from bot.dataset.images import DecodeBudget, ImageLimits, ImageOutcome, ImageRefused, process_image
 from bot.dataset.normalised import NormalisedZip
-from bot.dataset.report import Change, DatasetResult, Refusal, Resolution, Skipped, count_formats, counted, verb
+from bot.dataset.report import Change, DatasetResult, Refusal, Resolution, Skipped, count_formats
 from bot.dataset.store import DatasetStore
+from bot.text import counted, verb
 
 SPOOL_BYTES = 16 * 1024 * 1024
 MAX_WORKERS = 4

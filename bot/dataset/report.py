@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.text import counted, plain
+
 # Discord messages hold 4000 characters in an embed description; leave room for the caller's
 # own lines (price, parameters) around the summary.
 TEXT_LIMIT = 3500
-# The Markdown the report's texts use: **bold** and `code`. Outside Discord it is noise.
-_MARKDOWN = re.compile(r"\*\*(.+?)\*\*|`([^`\n]+)`")
-
-
-def counted(count: int, noun: str) -> str:
-    """``1 image``, ``3 images``: every noun the reports count takes an "s"."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
-def verb(count: int, singular: str, plural: str) -> str:
-    return singular if count == 1 else plural
-
-
-def plain(text: str) -> str:
-    """The text without its Discord Markdown, for a terminal or a machine."""
-    return _MARKDOWN.sub(lambda m: m.group(1) or m.group(2), text)
 
 
 @dataclass(frozen=True)
