@@ -7,6 +7,7 @@ table gives, and never shows a traceback.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 
 from bot.config import Settings, ensure_secret_key
 from bot.startup import ExitCode
+from tests.stage import Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,6 +125,17 @@ def test_an_unusable_data_dir_is_one_line(tmp_path: Path, data_dir: Callable[[Pa
 def test_discord_out_of_reach_is_one_line(tmp_path: Path, api_base: str) -> None:
     line = refused(tmp_path, bot_env(tmp_path, DISCORD_API_BASE=api_base), ExitCode.DISCORD_UNREACHABLE)
     assert f"could not reach Discord at {api_base}" in line and "DISCORD_API_BASE" in line
+
+
+async def test_a_token_discord_refuses_is_one_line(stage: Stage, tmp_path: Path) -> None:
+    env = bot_env(
+        tmp_path, DISCORD_TOKEN="not-the-bot-token-0123456789",
+        DISCORD_API_BASE=stage.api_base, DISCORD_GATEWAY_URL=stage.gateway_url,
+    )  # fmt: skip
+    # The stage answers in this event loop while the bot runs in its own process.
+    line = await asyncio.to_thread(refused, tmp_path, env, ExitCode.DISCORD_REFUSED_TOKEN)
+    assert "Discord refused DISCORD_TOKEN" in line and "Reset Token" in line
+    assert "not-the-bot-token" not in line
 
 
 def test_hosted_transport_with_a_public_url_the_orchestrator_refuses_does_not_start(tmp_path: Path) -> None:
