@@ -134,3 +134,15 @@ def test_env_example_is_generated_and_its_defaults_are_the_defaults(tmp_path: Pa
     defaults = Settings(_env_file=None).model_dump()  # type: ignore[call-arg]
     assert Settings(_env_file=ROOT / ".env.example").model_dump() == defaults  # type: ignore[call-arg]
     assert Settings(_env_file=uncommented).model_dump() == defaults  # type: ignore[call-arg]
+
+
+def test_ci_fails_when_the_test_command_fails(tmp_path: Path) -> None:
+    """The test command is an && list, which ``set -e`` does not stop on: CI must still fail."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    _, tail = ci.split('# The test command (kept identical to README.md, "Run the tests"):\n', 1)
+    command, rest = tail.split("\n", 1)
+    script = tmp_path / "run"
+    # The same script around a failing test command and a docker step that succeeds.
+    script.write_text("set -euo pipefail\ntrue & docker_steps=$!\ndocker_log=/dev/null\nfalse && true\n" + rest)
+    assert subprocess.run(["bash", str(script)], capture_output=True, timeout=30).returncode != 0
+    assert command == "ruff check . && mypy && pytest -q -n 2 -p no:cacheprovider"
