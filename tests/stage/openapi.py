@@ -1,4 +1,4 @@
-"""Request bodies and query parameters checked against Discord's official OpenAPI document (shared/specs).
+"""Request bodies and query parameters checked against Discord's official OpenAPI document (tests/specs).
 
 The document is loaded once per process. Two deliberate relaxations, both matching what
 Discord accepts: snowflakes may be JSON integers (discord.py sends some ids as ints), and
@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -148,14 +147,6 @@ def describe(error: ValidationError) -> str:
 
 
 @functools.cache
-def shared_validator() -> OpenApiValidator | None:
-    """The process-wide validator, or None (with a warning) when the spec is absent."""
-    path = spec_path(SPEC_NAME)
-    if path is None:
-        warnings.warn(
-            f"../shared/specs/{SPEC_NAME} is absent: the stage does not check request bodies against "
-            "Discord's OpenAPI document (Discord's limits are still checked)",
-            stacklevel=2,
-        )
-        return None
-    return OpenApiValidator.from_file(path)
+def shared_validator() -> OpenApiValidator:
+    """The process-wide validator (the vendored document; a missing one fails the test)."""
+    return OpenApiValidator.from_file(spec_path(SPEC_NAME))

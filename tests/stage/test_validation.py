@@ -73,7 +73,7 @@ async def test_an_unexpected_violation_fails_the_next_wait(
 
 
 def test_the_openapi_document_is_there_to_validate_against() -> None:
-    """Skips, with the reason, where ../shared/specs is absent (validation then only checks limits)."""
+    """The vendored document is there and validates (a missing one fails, never skips)."""
     path = require_spec("discord-openapi.json")
     validator = OpenApiValidator.from_file(path)
     assert validator.knows(MESSAGES)
