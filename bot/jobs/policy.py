@@ -7,6 +7,7 @@ refusal names the rule and its limit, so a member knows what to do or whom to as
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -168,8 +169,9 @@ class Cooldowns:
         last = self._last.get((command, guild_id, user_id))
         now = self.clock.timestamp()
         if last is not None and now - last < seconds:
-            left = seconds - (now - last)
-            raise TrainingRefused(f"Slow down a little: you can use `/{command}` again in {left:.0f} s.")
+            # Rounded up: "again in 60 s" must never be too early to be true.
+            left = math.ceil(seconds - (now - last))
+            raise TrainingRefused(f"Slow down a little: you can use `/{command}` again in {left} s.")
 
     def start(self, command: str, guild_id: int, user_id: int) -> None:
         """Start the cooldown: only once a request passed the cheap checks (a refusal costs none)."""
