@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -511,18 +511,19 @@ class TrainingService:
                 await task
 
     async def _renew_lease(self, job: Job, attempt: _SubmitAttempt) -> bool:
-        until = self.clock.now() + SUBMIT_LEASE
-        if not await self.store.jobs.renew_lease(job.id, attempt.lease, until):
-            return False
-        attempt.lease = until
-        return True
+        async with attempt.renewing:
+            until = self.clock.now() + SUBMIT_LEASE
+            if not await self.store.jobs.renew_lease(job.id, attempt.lease, until):
+                return False
+            attempt.lease = until
+            return True
 
     async def _send(
         self, session: OrchestratorSession, template: m.WorkflowTemplate, job: Job, attempt: _SubmitAttempt
     ) -> m.Workflow:
         """The real submit, only while this task still holds the job's lease."""
         if not await self._renew_lease(job, attempt):
-            raise SubmitTakenOver(job.id)
+            raise SubmitTakenOver()
         attempt.sent = True
         return await session.submit(template, price=_whole(job.price_quoted))
 
@@ -615,8 +616,9 @@ class TrainingService:
         return job
 
 
-class SubmitTakenOver(RuntimeError):
-    """This task's submit lease ran out and recovery took the job over: it must not submit."""
+class SubmitTakenOver(SubmitOutcomeUnknown):
+    """This task's submit lease ran out and recovery took the job over: it must not submit, and
+    recovery tells the member what became of the run."""
 
 
 @dataclass
@@ -624,6 +626,8 @@ class _SubmitAttempt:
     """What one Confirm's submit did, for deciding what a failure means."""
 
     lease: datetime  # the lease this task holds (renewals compare-and-swap on it)
+    # The background renewal and the one before the submit must not race each other's swap.
+    renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
     sent: bool = False  # the submit request went out at least once
     answers_lost: bool = False  # whether the workflow exists could not be found out
 
