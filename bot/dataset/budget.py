@@ -11,6 +11,7 @@ and then runs alone.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -131,4 +132,23 @@ def shared_budget(pixels: int) -> PixelBudget:
         budget = _shared.get(pixels)
         if budget is None:
             budget = _shared[pixels] = PixelBudget(pixels)
+            if pixels:
+                return_large_blocks_to_the_system()
         return budget
+
+
+# glibc's mallopt(M_MMAP_THRESHOLD): blocks from this size up are mapped on their own and
+# unmapped when freed. By default glibc raises the threshold (up to 32 MiB) each time such a
+# block is freed, so the next image's buffers land in per-thread heaps that keep them after
+# use: a process then holds a few images' worth more than the budget lets through at once.
+_M_MMAP_THRESHOLD = -3
+LARGE_BLOCK_BYTES = 4 * 1024 * 1024
+
+
+def return_large_blocks_to_the_system() -> bool:
+    """Fix glibc's threshold (a no-op elsewhere); True when it took effect."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES))

@@ -32,7 +32,9 @@ from bot.dataset.normalised import NormalisedZip
 from bot.dataset.report import Change, DatasetResult, Refusal, Resolution, Skipped, count_formats
 from bot.dataset.store import DatasetStore
 
-SPOOL_BYTES = 16 * 1024 * 1024
+# Entries waiting for the decode budget keep their bytes: a large one waits in a file (the page
+# cache), not in this process's memory, and is read in only when its turn comes.
+SPOOL_BYTES = 4 * 1024 * 1024
 MAX_WORKERS = 4
 
 

@@ -8,6 +8,7 @@ budget of decoded pixels: while one waits for another to finish, its progress sa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import zipfile
 from collections.abc import AsyncIterable
@@ -121,8 +122,9 @@ class _WaitReporter:
         self.task = asyncio.create_task(self._show())
 
     def notify(self, waiting: bool) -> None:
-        """Called from a worker thread."""
-        self.loop.call_soon_threadsafe(self._set, waiting)
+        """Called from a worker thread; news for a loop already closed (shutdown) is dropped."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._set, waiting)
 
     def _set(self, waiting: bool) -> None:
         self.waiting = waiting
