@@ -202,8 +202,11 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"  budget {shown:>12}  {figures}{note}")
             if target is None:
                 wall, cpu = ours.wall / baseline.wall, ours.cpu / baseline.cpu
-                ratios = f"{wall:.2f}× the time without (CPU {cpu:.2f}×)"
-                print(f"  with the budget = {ratios}   target ≤ 1.00×: {verdict(wall <= 1.0)}")
+                # On a loaded machine wall time follows the neighbours; CPU time, the work done.
+                print(
+                    f"  with the budget = {wall:.2f}× the time without ({verdict(wall <= 1.0)}), "
+                    f"CPU {cpu:.2f}× ({verdict(cpu <= 1.0)})   target ≤ 1.00×"
+                )
 
 
 if __name__ == "__main__":

@@ -25,4 +25,4 @@ def test_the_intake_memory_benchmark_runs(tmp_path: Path) -> None:
     figures = re.findall(line, done.stdout)
     assert [label for label, _, _ in figures] == ["100,000 px", "disabled"] * 3, done.stdout
     assert all(float(peak) > 10 for _, _, peak in figures)
-    assert re.search(r"with the budget = [\d.]+× the time without \(CPU [\d.]+×\)", done.stdout), done.stdout
+    assert re.search(r"with the budget = [\d.]+× the time without \(\w+\), CPU [\d.]+× \(\w+\)", done.stdout)

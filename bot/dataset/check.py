@@ -3,7 +3,8 @@
 Entries are read and decoded by a few worker threads (zlib and Pillow release the GIL, so
 this scales with cores) while the calling thread writes the results, in a fixed order, into
 the normalised zip. Only a bounded window of entries is in flight, each held in memory up to
-``SPOOL_BYTES`` and on disk beyond, so memory stays flat whatever the zip's size.
+``SPOOL_BYTES`` and on disk beyond, so memory stays flat whatever the zip's size; decoding
+holds its pixels in the budget every check of the process shares (bot/dataset/budget.py).
 """
 
 from __future__ import annotations
