@@ -29,6 +29,8 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
@@ -70,6 +72,19 @@ def build(workdir: Path) -> dict[str, Path]:
                 data = source.read(info)
                 archive.writestr(info.filename, data[: len(data) - 2000] if info.filename.endswith("050.jpg") else data)
     return {"a": small, "b": large, "truncated": truncated}
+
+
+@contextmanager
+def scratch(workdir: Path | None, prefix: str) -> Iterator[Path]:
+    """``workdir`` (kept, so its fixtures serve the next run too), or a temporary directory
+    removed afterwards."""
+    path = workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    finally:
+        if not workdir:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def peak_rss_kib() -> int:
@@ -141,13 +156,11 @@ def main() -> None:
         child(args.child[0], Path(args.child[1]), args.repeat, args.data_dir)
         return
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dataset-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    files = build(workdir)
-    print(f"fixtures in {workdir} ({time.perf_counter() - started:.1f} s to build)")
-    data_dir = workdir / "data"
-    try:
+    with scratch(args.workdir, "dataset-bench-") as workdir:
+        started = time.perf_counter()
+        files = build(workdir)
+        print(f"fixtures in {workdir} ({time.perf_counter() - started:.1f} s to build)")
+        data_dir = workdir / "data"
         for label in ("a", "b"):
             path = files[label]
             runs = {mode: measure(mode, path, args.repeat, data_dir) for mode in MODES}
@@ -164,9 +177,6 @@ def main() -> None:
                 print(f"  {mode:6} {best:7.3f} s   peak RSS {peak:6.1f} MiB (after imports {imports:5.1f}){ratio}")
         caught = measure("check", files["truncated"], 1, data_dir)
         print(f"\ntruncated JPEG (2000 bytes cut from one of (a)) → {caught['outcome']}")
-    finally:
-        if not args.workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     dataset_retention_days: int = 30
     # Threads that decode images during a check (0 = one per CPU, at most 4).
     dataset_workers: int = Field(default=0, ge=0)
+    # Pixels decoded at once by all dataset checks of the process together (0: no limit).
+    dataset_decode_pixels: int = Field(default=24_000_000, ge=0)
     # How long a signed dataset URL stays valid: the orchestrator may fetch it after a queue wait.
     dataset_url_ttl_seconds: int = Field(default=24 * 3600, ge=60)
 

@@ -62,6 +62,8 @@ MEANINGS: dict[str, str] = {
     "dataset_allow_loopback": "Allow `dataset_url` on loopback addresses (tests only: never in production).",
     "dataset_retention_days": "Days a normalised dataset is kept after its last use (for \"train further\").",
     "dataset_workers": "Threads that decode images during a check (0: one per CPU, at most 4).",
+    "dataset_decode_pixels": "Pixels decoded at once by all dataset checks together (about 3 bytes each); "
+    "bounds their memory. A larger image decodes alone; further checks wait (0: no limit).",
     "dataset_url_ttl_seconds": "How long a signed dataset link stays valid (the orchestrator may fetch it "
     "after a queue wait).",
     "command_cooldown_seconds": "Default pause between two heavy commands of one member (servers can change it).",

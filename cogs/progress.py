@@ -46,6 +46,9 @@ class ProgressMessage:
     async def checking(self, images: int | None) -> None:
         await self._edit(f"🔍 Checking {images} images…" if images else "🔍 Checking the zip…")
 
+    async def waiting(self) -> None:
+        await self._edit("⏳ Waiting for another dataset check…")
+
     async def _edit(self, text: str) -> None:
         if text == self._last_text:
             return

@@ -19,6 +19,22 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
+class RecordedProgress:
+    """An ``IntakeProgress`` that records what a member would have seen."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int | None, int | None]] = []
+
+    async def downloading(self, received: int, total: int | None) -> None:
+        self.events.append(("downloading", received, total))
+
+    async def checking(self, images: int | None) -> None:
+        self.events.append(("checking", images, None))
+
+    async def waiting(self) -> None:
+        self.events.append(("waiting", None, None))
+
+
 def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (96, 80), mode: str = "RGB", **save: object) -> bytes:
     """A small image with some structure (a gradient), so encoders behave as on real pictures."""
     base = Image.linear_gradient("L").resize(size)
@@ -37,12 +53,18 @@ def png_16bit_rgb(width: int = 80, height: int = 72) -> bytes:
     return _png(width, height, bit_depth=16, colour_type=2, raw=rows)
 
 
-def _png(width: int, height: int, *, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
+
+def _png(width: int, height: int, *, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + png_chunk(b"IEND", b"")
+    )
 
 
 def make_zip(

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import io
+import struct
+import zipfile
 from pathlib import Path
 
 import pytest
-from PIL import Image, features
+from PIL import Image, ImageChops, features
 
 from bot.dataset import DatasetResult, DatasetStore, check_zip
-from tests.dataset_helpers import image_bytes, make_zip, png_16bit_rgb, settings_for, zip_member, zip_names
+from tests.dataset_helpers import (
+    image_bytes,
+    make_zip,
+    png_16bit_rgb,
+    png_chunk,
+    settings_for,
+    zip_member,
+    zip_names,
+)
 
 
 def check(tmp_path: Path, files: dict[str, bytes], **settings: object) -> DatasetResult:
@@ -90,6 +100,9 @@ def damage_mid_scan(jpeg: bytes, how: str) -> bytes:
         ("greyscale", image_bytes("JPEG", size=(512, 384), mode="L", quality=95), {}),
         ("downscaled", image_bytes("JPEG", size=(512, 384), quality=95), {"max_image_side": 256}),
         ("CMYK", image_bytes("JPEG", size=(512, 384), mode="CMYK", quality=95), {}),
+        # Decoded at reduced scale (1/2) since they are downscaled anyway: every scan is still read.
+        ("large", image_bytes("JPEG", size=(4000, 3000), quality=95), {}),
+        ("large progressive", image_bytes("JPEG", size=(4000, 3000), quality=95, progressive=True), {}),
     ],
 )
 def test_jpeg_damaged_mid_stream_is_refused(
@@ -242,3 +255,77 @@ def test_resolutions_and_small_image_warning(tmp_path: Path) -> None:
         "224×224",
     )
     assert any("3 images are under 150 px" in w for w in result.warnings)
+
+
+def jpeg_segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def after_header(jpeg: bytes, segment: bytes) -> bytes:
+    """``segment`` inserted before the first scan (where comments and APPn segments go)."""
+    at = jpeg.index(b"\xff\xda")
+    return jpeg[:at] + segment + jpeg[at:]
+
+
+def before_end(png: bytes, chunk: bytes) -> bytes:
+    at = png.index(b"IEND") - 4
+    return png[:at] + chunk + png[at:]
+
+
+def a_zip() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("payload.sh", "#!/bin/sh\necho owned\n")
+    return out.getvalue()
+
+
+# Polyglots: valid images that carry something else. Decoders ignore the passenger, so they
+# verify as perfect pictures; only the picture may reach the normalised zip.
+@pytest.mark.parametrize(
+    ("name", "clean", "polyglot"),
+    [
+        ("zip after a JPEG", image_bytes("JPEG"), image_bytes("JPEG") + a_zip()),
+        (
+            "zip after a progressive JPEG",
+            image_bytes("JPEG", progressive=True),
+            image_bytes("JPEG", progressive=True) + a_zip(),
+        ),
+        ("script after a PNG", image_bytes("PNG"), image_bytes("PNG") + b"<script>alert(1)</script>"),
+        ("private PNG chunk", image_bytes("PNG"), before_end(image_bytes("PNG"), png_chunk(b"prVt", a_zip()))),
+        ("PNG text chunk", image_bytes("PNG"), before_end(image_bytes("PNG"), png_chunk(b"tEXt", b"k\x00" + a_zip()))),
+        ("JPEG comment", image_bytes("JPEG"), after_header(image_bytes("JPEG"), jpeg_segment(0xFE, a_zip()))),
+        (
+            "unknown JPEG APP segment",
+            image_bytes("JPEG"),
+            after_header(image_bytes("JPEG"), jpeg_segment(0xE9, a_zip())),
+        ),
+    ],
+)
+def test_polyglots_leave_only_the_picture(tmp_path: Path, name: str, clean: bytes, polyglot: bytes) -> None:
+    suffix = ".jpg" if polyglot.startswith(b"\xff\xd8") else ".png"
+    result = check(tmp_path, {"a" + suffix: polyglot})
+    out_name, image = only_image(result)
+    assert result.zip_path is not None
+    kept = zip_member(result.zip_path, out_name)
+    assert kept == clean, name
+    assert not zipfile.is_zipfile(io.BytesIO(kept)) and b"script" not in kept
+    assert ImageChops.difference(image.convert("RGB"), Image.open(io.BytesIO(clean)).convert("RGB")).getbbox() is None
+    removed = len(polyglot) - len(clean)
+    assert f"left out {removed:,} bytes that are not part of the picture" in changes_of(result, "a" + suffix)
+
+
+def test_what_shows_the_picture_is_kept(tmp_path: Path) -> None:
+    """ICC profile, EXIF and a restart interval stay in a kept JPEG; gamma and transparency in a PNG."""
+    base = Image.linear_gradient("L").resize((96, 80))
+    jpeg = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x010F] = "Camera"
+    Image.merge("RGB", (base, base, base)).save(
+        jpeg, "JPEG", icc_profile=b"not really a profile", exif=exif, restart_marker_blocks=1
+    )
+    png = before_end(image_bytes("PNG"), png_chunk(b"gAMA", struct.pack(">I", 45455)))
+    result = check(tmp_path, {"a.jpg": jpeg.getvalue(), "b.png": png})
+    assert result.accepted and not result.changes, result.changes
+    assert result.zip_path is not None
+    assert zip_member(result.zip_path, "a.jpg") == jpeg.getvalue()
+    assert zip_member(result.zip_path, "b.png") == png

@@ -19,7 +19,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from bot.dataset import DatasetError, intake_from_stream, intake_from_url
 from bot.dataset.addresses import address_problem
 from bot.dataset.sources import http_chunks
-from tests.dataset_helpers import image_bytes, make_zip, settings_for, zip_names
+from tests.dataset_helpers import RecordedProgress, image_bytes, make_zip, settings_for, zip_names
 
 
 @pytest.fixture(autouse=True)
@@ -275,17 +275,6 @@ async def test_declared_size_over_the_cap_is_refused_before_reading(tmp_path: Pa
             chunks_of(b"x" * 10, 5, consumed), settings_for(tmp_path, max_zip_bytes=5), declared_size=10
         )
     assert consumed == []
-
-
-class RecordedProgress:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, int | None, int | None]] = []
-
-    async def downloading(self, received: int, total: int | None) -> None:
-        self.events.append(("downloading", received, total))
-
-    async def checking(self, images: int | None) -> None:
-        self.events.append(("checking", images, None))
 
 
 async def test_stream_intake_reports_progress_then_the_image_count(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Entries are read and decoded by a few worker threads (zlib and Pillow release the GIL, so
 this scales with cores) while the calling thread writes the results, in a fixed order, into
 the normalised zip. Only a bounded window of entries is in flight, each held in memory up to
-``SPOOL_BYTES`` and on disk beyond, so memory stays flat whatever the zip's size.
+``SPOOL_BYTES`` and on disk beyond, so memory stays flat whatever the zip's size; decoding
+holds its pixels in the budget every check of the process shares (bot/dataset/budget.py).
 """
 
 from __future__ import annotations
@@ -22,21 +23,21 @@ from PIL import Image
 
 from bot.config import Settings
 from bot.dataset.archive import ByteBudget, CapExceeded, open_archive, read_entry
+from bot.dataset.budget import BudgetUser, shared_budget
 from bot.dataset.captions import MAX_CAPTION_BYTES, Caption, CaptionRefused, decode_caption, mentions
 from bot.dataset.contact_sheet import MAX_TILES, render_contact_sheet
 from bot.dataset.entries import Plan, PlannedEntry, plan_entries
 from bot.dataset.errors import DatasetError
-from bot.dataset.images import DecodeBudget, ImageLimits, ImageOutcome, ImageRefused, process_image
+from bot.dataset.images import ImageLimits, ImageOutcome, ImageRefused, process_image
 from bot.dataset.normalised import NormalisedZip
 from bot.dataset.report import Change, DatasetResult, Refusal, Resolution, Skipped, count_formats
 from bot.dataset.store import DatasetStore
 from bot.text import counted, verb
 
-SPOOL_BYTES = 16 * 1024 * 1024
+# Entries waiting for the decode budget keep their bytes: a large one waits in a file (the page
+# cache), not in this process's memory, and is read in only when its turn comes.
+SPOOL_BYTES = 4 * 1024 * 1024
 MAX_WORKERS = 4
-# Pixels decoded at once across workers (about 48 MB as RGB): bounds memory whatever the count
-# of workers. A bigger image (up to MAX_IMAGE_PIXELS) is decoded alone.
-DECODE_PIXELS_AT_ONCE = 16_000_000
 
 
 def work_root(settings: Settings) -> Path:
@@ -53,14 +54,17 @@ def check_zip(
     trigger_word: str | None = None,
     store: DatasetStore | None = None,
     source: str | None = None,
+    decoding: BudgetUser | None = None,
 ) -> DatasetResult:
     """Inspect and normalise the zip at ``path``; never raises for a bad dataset.
 
     With ``store`` an accepted dataset's normalised zip is kept there (``result.zip_path``);
-    without it (the offline CLI) only its digest is reported.
+    without it (the offline CLI) only its digest is reported. Decoding holds pixels in
+    ``decoding`` (default: the process's budget, shared with every other check).
     """
+    decoding = decoding or shared_budget(settings.dataset_decode_pixels).user()
     with tempfile.TemporaryDirectory(dir=work_root(settings), prefix="check-") as work:
-        return _Check(path, settings, trigger_word, store, Path(work), source or path.name).run()
+        return _Check(path, settings, trigger_word, store, Path(work), source or path.name, decoding).run()
 
 
 @dataclass
@@ -71,7 +75,6 @@ class _Done:
     caption_entry: PlannedEntry | None
     outcome: ImageOutcome | None = None
     payload: IO[bytes] | None = None  # the original bytes, when kept unchanged
-    payload_size: int = 0
     caption: Caption | None = None
     refusals: list[Refusal] = field(default_factory=list)
 
@@ -89,6 +92,7 @@ class _Check:
         store: DatasetStore | None,
         work: Path,
         source: str,
+        decoding: BudgetUser,
     ) -> None:
         self.path = path
         self.settings = settings
@@ -98,7 +102,7 @@ class _Check:
         self.result = DatasetResult(source=source, trigger_word=self.trigger_word)
         self.budget = ByteBudget(settings.max_uncompressed_bytes, settings.max_compression_ratio)
         self.limits = ImageLimits(settings.max_image_pixels, settings.min_image_side, settings.max_image_side)
-        self.decoding = DecodeBudget(DECODE_PIXELS_AT_ONCE)
+        self.decoding = decoding
         self.output: NormalisedZip | None = None
         self.sizes: list[tuple[str, int, int]] = []
         self.formats: list[str] = []
@@ -177,11 +181,9 @@ class _Check:
         done = _Done(image, caption)
         spool = self._spool(image.info)
         try:
-            done.payload_size = read_entry(archive, image.info, spool, self.budget)
+            read_entry(archive, image.info, spool, self.budget)
             spool.seek(0)
-            done.outcome = process_image(
-                spool, image.name, self.limits, want_thumbnail=thumb, budget=self.decoding
-            )
+            done.outcome = process_image(spool, image.name, self.limits, want_thumbnail=thumb, budget=self.decoding)
             if done.outcome.encoded is None:
                 spool.seek(0)
                 done.payload = spool
@@ -215,7 +217,8 @@ class _Check:
         (none refused), else renders again, so the sheet is the same either way.
         """
         if not self.result.refusals:
-            self.early_sheet = (planned, pool.submit(render_contact_sheet, list(self.tiles), planned))
+            sheet = pool.submit(render_contact_sheet, list(self.tiles), planned, self.decoding)
+            self.early_sheet = (planned, sheet)
 
     def _spool(self, info: zipfile.ZipInfo) -> IO[bytes]:
         """Memory for what fits in ``SPOOL_BYTES``, else a file. zipfile never yields more than
@@ -245,9 +248,9 @@ class _Check:
         if self._writing():
             assert self.output is not None
             if outcome.encoded is not None:
-                self.output.add(outcome.name, outcome.encoded, len(outcome.encoded))
+                self.output.add(outcome.name, outcome.encoded)
             elif done.payload is not None:
-                self.output.add(outcome.name, done.payload, done.payload_size)
+                self.output.add_ranges(outcome.name, done.payload, outcome.kept)
 
     def _take_caption(self, image: ImageOutcome, entry: PlannedEntry, caption: Caption) -> None:
         name = image.name.rsplit(".", 1)[0] + ".txt"
@@ -264,7 +267,7 @@ class _Check:
         if self._writing():
             assert self.output is not None
             encoded = caption.encoded
-            self.output.add(name, encoded, len(encoded))
+            self.output.add(name, encoded)
 
     def _writing(self) -> bool:
         """Keep building the normalised zip only while the dataset can still be accepted."""
@@ -281,7 +284,7 @@ class _Check:
         if self.early_sheet is not None and self.early_sheet[0] == result.image_count:
             result.contact_sheet = self.early_sheet[1].result()
         elif self.tiles:
-            result.contact_sheet = render_contact_sheet(self.tiles, result.image_count)
+            result.contact_sheet = render_contact_sheet(self.tiles, result.image_count, self.decoding)
         if self.output is not None:
             self.output.close()
             if not result.refusals:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 from PIL import Image, ImageDraw
 
+from bot.dataset.budget import BudgetUser
 from bot.dataset.images import THUMBNAIL_SIDE
 from bot.render.fonts import Font, font
 from bot.render.png import encode_png
@@ -22,8 +24,10 @@ TEXT = (230, 230, 230)
 MUTED = (160, 160, 170)
 
 
-def render_contact_sheet(tiles: list[tuple[str, Image.Image]], total: int) -> bytes:
-    """PNG of up to ``MAX_TILES`` (name, thumbnail) pairs; ``total`` counts every image."""
+def render_contact_sheet(tiles: list[tuple[str, Image.Image]], total: int, decoding: BudgetUser | None = None) -> bytes:
+    """PNG of up to ``MAX_TILES`` (name, thumbnail) pairs; ``total`` counts every image.
+
+    The sheet's pixels are held in ``decoding`` (the process's budget) while it is drawn."""
     shown = tiles[:MAX_TILES]
     hidden = total - len(shown)
     cells = len(shown) + (1 if hidden > 0 else 0)
@@ -31,6 +35,11 @@ def render_contact_sheet(tiles: list[tuple[str, Image.Image]], total: int) -> by
     rows = max(1, math.ceil(cells / COLUMNS))
     width = max(columns * CELL_WIDTH, 4 * CELL_WIDTH) + 2 * MARGIN
     height = HEADER_HEIGHT + rows * CELL_HEIGHT + MARGIN
+    with decoding.hold(width * height) if decoding else nullcontext():
+        return _draw(shown, total, hidden, width, height)
+
+
+def _draw(shown: list[tuple[str, Image.Image]], total: int, hidden: int, width: int, height: int) -> bytes:
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     label_font = font(13)

@@ -2,11 +2,16 @@
 
 Verification is a full decode with truncated images refused. Every JPEG goes through the strict
 decoder (bot/dataset/jpeg.py), which also refuses data damaged in the middle, where Pillow
-would pad with grey. For a JPEG that needs no change the decode runs at 1/8 scale: libjpeg
-still reads every entropy-coded byte of every scan (it must, to find where each block ends),
-so a cut-off or damaged file fails exactly as in a full decode, at a fraction of the cost;
-the untouched bytes are then kept as they are. Anything else is decoded fully, fixed
-(orientation, colour mode, size, format) and re-encoded.
+would pad with grey. libjpeg reads every entropy-coded byte of every scan whatever the scale
+of the decode (it must, to find where each block ends), so a JPEG is decoded at the smallest
+scale it needs: 1/8 for one that needs no change, about the trainer's size for a large one
+(which is downscaled anyway); a cut-off or damaged file fails exactly as in a full decode, at
+a fraction of the cost and memory. Anything else is decoded fully, fixed (orientation, colour
+mode, size, format) and re-encoded.
+
+An image kept unchanged keeps only its picture's bytes (bot/dataset/image_data.py): nothing
+appended or hidden in it reaches the normalised zip. Every decode holds its pixels in the
+process's budget (bot/dataset/budget.py) while it runs.
 """
 
 from __future__ import annotations
@@ -14,16 +19,17 @@ from __future__ import annotations
 import functools
 import io
 import struct
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from bot.dataset.budget import BudgetUser
 from bot.dataset.entries import EXPORT_FIX
 from bot.dataset.errors import EntryRefused
+from bot.dataset.image_data import NotImageData, Spans, image_spans
 from bot.dataset.jpeg import STRICT_MODES, CorruptJpeg, decode_strict
 
 # Never hand the trainer a silently truncated picture.
@@ -58,39 +64,14 @@ class ImageOutcome:
     source_format: str
     width: int
     height: int
-    encoded: bytes | None  # None: the original bytes go into the zip unchanged
+    encoded: bytes | None  # None: the ``kept`` ranges of the original go into the zip unchanged
+    kept: Spans = field(default_factory=list)
     changes: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
     thumbnail: Image.Image | None = None
 
 
-class DecodeBudget:
-    """Bounds the pixels being decoded at once across worker threads.
-
-    Memory then depends on this budget, not on the number of workers: small images decode in
-    parallel, very large ones one at a time (an image over the whole budget waits for it all).
-    """
-
-    def __init__(self, pixels: int) -> None:
-        self.total = pixels
-        self._free = pixels
-        self._changed = threading.Condition()
-
-    @contextmanager
-    def hold(self, pixels: int) -> Iterator[None]:
-        need = min(pixels, self.total)
-        with self._changed:
-            self._changed.wait_for(lambda: self._free >= need)
-            self._free -= need
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._free += need
-                self._changed.notify_all()
-
-
 def process_image(
-    source: IO[bytes], name: str, limits: ImageLimits, *, want_thumbnail: bool, budget: DecodeBudget | None = None
+    source: IO[bytes], name: str, limits: ImageLimits, *, want_thumbnail: bool, budget: BudgetUser | None = None
 ) -> ImageOutcome:
     """Verify and normalise one image read from ``source``; raise ``ImageRefused`` with a fix."""
     # Pillow's own bomb guard uses this global; every check in this process shares the setting.
@@ -123,7 +104,7 @@ class _Normaliser:
         name: str,
         limits: ImageLimits,
         want_thumbnail: bool,
-        budget: DecodeBudget | None,
+        budget: BudgetUser | None,
     ) -> None:
         self.image = image
         self.source = source
@@ -146,63 +127,86 @@ class _Normaliser:
                 f"The image is {width}×{height} px; images must be at least {limits.min_side} px on each side.",
                 "Remove it or use a larger version.",
             )
-        if self.format == "JPEG":
-            if image.mode in KEEP_MODES and _orientation(image) == 1 and max(width, height) <= limits.max_side:
-                return self._verify_jpeg_as_is()
-            # Pillow decodes the pixels to re-encode (straight into its own buffer: a strict
-            # decode at this scale would need a second full-size copy), after a strict check of
-            # the whole stream at 1/8 scale, since Pillow would pass damage in the middle.
-            self._decode_strict(image.mode if image.mode in STRICT_MODES else "CMYK", (1, 1))
-            image.draft(image.mode, _jpeg_decode_size(width, height, limits.max_side))
-        with self._decoding(image.width * image.height):
+        if self.format != "JPEG":
+            with self._decoding(width * height):
+                return self._decode_with_pillow()
+        as_is = image.mode in KEEP_MODES and _orientation(image) == 1 and max(width, height) <= limits.max_side
+        # The smallest scale (1/8), or the thumbnail's, yet the whole stream is still read.
+        thumb_side = THUMBNAIL_SIDE if self.want_thumbnail else 1
+        size = (thumb_side, thumb_side) if as_is else _jpeg_decode_size(width, height, limits.max_side)
+        # A progressive JPEG's coefficients are buffered for the whole image whatever the scale.
+        pixels = width * height if image.info.get("progressive") else size[0] * size[1]
+        with self._decoding(pixels):
+            if as_is:
+                outcome = self._kept(self._decode_strict(image.mode, size))
+                outcome.width, outcome.height = width, height
+                return outcome
+            if image.mode in STRICT_MODES:
+                return self._reencode(self._decode_strict(image.mode, size), high_depth=False)
+            # CMYK and YCCK: checked strictly at 1/8, then decoded by Pillow, which knows
+            # Adobe's inverted CMYK.
+            self._decode_strict("CMYK", (1, 1))
+            image.draft(image.mode, size)
             image.load()
-            if getattr(image, "is_animated", False) and image.format != "MPO":
-                self.changes.append(("kept the first frame", "animations cannot be trained on"))
-            high_depth = _png_bit_depth(self.head) == 16
-            if self.format == "PNG" and image.mode in KEEP_MODES and not high_depth and not self.changes:
-                if _orientation(image) == 1 and max(width, height) <= limits.max_side:
-                    return self._kept(image)
-            return self._reencode(high_depth)
+            return self._reencode(image, high_depth=False)
+
+    def _decode_with_pillow(self) -> ImageOutcome:
+        image, (width, height) = self.image, self.original_size
+        image.load()
+        if getattr(image, "is_animated", False):
+            self.changes.append(("kept the first frame", "animations cannot be trained on"))
+        high_depth = _png_bit_depth(self.head) == 16
+        if self.format == "PNG" and image.mode in KEEP_MODES and not high_depth and not self.changes:
+            if _orientation(image) == 1 and max(width, height) <= self.limits.max_side:
+                return self._kept(image)
+        return self._reencode(image, high_depth)
 
     def _decoding(self, pixels: int) -> AbstractContextManager[None]:
         return self.budget.hold(pixels) if self.budget else nullcontext()
 
-    def _verify_jpeg_as_is(self) -> ImageOutcome:
-        width, height = self.image.size
-        # The smallest scale (1/8), or the thumbnail's, yet the whole stream is still read.
-        target = (THUMBNAIL_SIDE, THUMBNAIL_SIDE) if self.want_thumbnail else (1, 1)
-        outcome = self._kept(self._decode_strict(self.image.mode, target))
-        outcome.width, outcome.height = width, height
-        return outcome
-
     def _decode_strict(self, mode: str, min_size: tuple[int, int]) -> Image.Image:
-        source = self.source
         try:
-            if isinstance(source, io.BytesIO):
-                with source.getbuffer() as view:  # no copy of the entry's bytes
-                    return decode_strict(view, mode, min_size)
-            source.seek(0)
-            return decode_strict(source.read(), mode, min_size)
+            with _contents(self.source) as data:
+                decoded = decode_strict(data, mode, min_size)
         except CorruptJpeg as exc:
             raise _damaged() from exc
+        # The header's metadata, for the orientation (EXIF or XMP) when re-encoding.
+        decoded.info.update({key: self.image.info[key] for key in ("exif", "xmp") if key in self.image.info})
+        return decoded
 
     def _kept(self, image: Image.Image) -> ImageOutcome:
         new_name = _name_for(self.name, self.format)
         if new_name != self.name:
             self.changes.append((f"renamed to `{new_name}`", f"the file is a {self.format}"))
+        try:
+            with _contents(self.source) as data:
+                total, kept = len(data), image_spans(data, self.format)
+        except NotImageData as exc:
+            raise _damaged() from exc
+        removed = total - sum(end - start for start, end in kept)
+        if removed:
+            self.changes.append(
+                (
+                    f"left out {removed:,} bytes that are not part of the picture",
+                    "data after the image's end or in metadata it does not need can hide another file",
+                )
+            )
         return ImageOutcome(
             name=new_name,
             source_format=self.format,
             width=image.width,
             height=image.height,
             encoded=None,
+            kept=kept,
             changes=self.changes,
             thumbnail=_thumbnail(image) if self.want_thumbnail else None,
         )
 
-    def _reencode(self, high_depth: bool) -> ImageOutcome:
-        image, changes, max_side = self.image, self.changes, self.limits.max_side
-        icc = image.info.get("icc_profile") if image.mode in KEEP_MODES else None
+    def _reencode(self, image: Image.Image, high_depth: bool) -> ImageOutcome:
+        """Fix and encode ``image``, the decoded pixels (the opened image's, or the strict
+        decoder's at a reduced scale)."""
+        changes, max_side = self.changes, self.limits.max_side
+        icc = self.image.info.get("icc_profile") if self.image.mode in KEEP_MODES else None
         if _orientation(image) != 1:
             changes.append(("rotated upright", "applied the camera's EXIF orientation"))
             image = ImageOps.exif_transpose(image)
@@ -243,6 +247,17 @@ class _Normaliser:
         )
 
 
+@contextmanager
+def _contents(source: IO[bytes]) -> Iterator[Any]:
+    """The whole entry as a buffer: in place for an in-memory entry, read for a spooled one."""
+    if isinstance(source, io.BytesIO):
+        with source.getbuffer() as view:
+            yield view
+    else:
+        source.seek(0)
+        yield source.read()
+
+
 def _to_trainable_mode(image: Image.Image) -> tuple[Image.Image, str | None]:
     mode = image.mode
     if mode in KEEP_MODES:
@@ -274,7 +289,7 @@ def _thumbnail(image: Image.Image) -> Image.Image:
 
 
 def _jpeg_decode_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """The size to ask libjpeg's scaled decode (1/2, 1/4, 1/8) for, when downscaling anyway.
+    """The least size to ask libjpeg's scaled decode (1/2, 1/4, 1/8…) for, when downscaling anyway.
 
     Decoding at 1/2 costs half as much as a full decode and needs no resampling afterwards
     (a 12 MP LANCZOS resample costs several full decodes). When a power-of-two scale lands the

@@ -1,12 +1,14 @@
 """The entry points the cogs call: a stream or a URL in, a ``DatasetResult`` out.
 
 The download runs on the event loop; the check (zip reading, image decoding, normalising) is
-blocking work and runs in a thread via ``asyncio.to_thread``.
+blocking work and runs in a thread via ``asyncio.to_thread``. Checks share the process's
+budget of decoded pixels: while one waits for another to finish, its progress says so.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import zipfile
 from collections.abc import AsyncIterable
@@ -16,6 +18,7 @@ from typing import Protocol
 from aiohttp.abc import AbstractResolver
 
 from bot.config import Settings
+from bot.dataset.budget import shared_budget
 from bot.dataset.check import check_zip, work_root
 from bot.dataset.entries import IMAGE_SUFFIXES
 from bot.dataset.report import DatasetResult
@@ -29,6 +32,9 @@ class IntakeProgress(Protocol):
     async def downloading(self, received: int, total: int | None) -> None: ...
 
     async def checking(self, images: int | None) -> None: ...
+
+    async def waiting(self) -> None:
+        """The check waits for another member's check to free the decoding budget."""
 
 
 async def intake_from_stream(
@@ -85,9 +91,55 @@ async def _check(
     progress: IntakeProgress | None = None,
 ) -> DatasetResult:
     store = store or DatasetStore.from_settings(settings)
-    if progress is not None:
-        await progress.checking(await asyncio.to_thread(count_images, path))
-    return await asyncio.to_thread(check_zip, path, settings, trigger_word=trigger_word, store=store, source=source)
+    if progress is None:
+        return await asyncio.to_thread(check_zip, path, settings, trigger_word=trigger_word, store=store, source=source)
+    images = await asyncio.to_thread(count_images, path)
+    await progress.checking(images)
+    reporter = _WaitReporter(progress, images)
+    decoding = shared_budget(settings.dataset_decode_pixels).user(on_wait=reporter.notify)
+    try:
+        return await asyncio.to_thread(
+            check_zip, path, settings, trigger_word=trigger_word, store=store, source=source, decoding=decoding
+        )
+    finally:
+        reporter.close()
+
+
+class _WaitReporter:
+    """Carries "waiting" / "checking again" from the check's threads to the progress line.
+
+    Only the latest state is shown, by one task in order, so a burst of changes ends on the
+    true one and never interleaves two edits.
+    """
+
+    def __init__(self, progress: IntakeProgress, images: int | None) -> None:
+        self.progress = progress
+        self.images = images
+        self.loop = asyncio.get_running_loop()
+        self.waiting = False
+        self.shown = False
+        self.changed = asyncio.Event()
+        self.task = asyncio.create_task(self._show())
+
+    def notify(self, waiting: bool) -> None:
+        """Called from a worker thread; news for a loop already closed (shutdown) is dropped."""
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._set, waiting)
+
+    def _set(self, waiting: bool) -> None:
+        self.waiting = waiting
+        self.changed.set()
+
+    async def _show(self) -> None:
+        while True:
+            await self.changed.wait()
+            self.changed.clear()
+            if self.waiting != self.shown:
+                self.shown = self.waiting
+                await (self.progress.waiting() if self.waiting else self.progress.checking(self.images))
+
+    def close(self) -> None:
+        self.task.cancel()
 
 
 def count_images(path: Path) -> int | None:

@@ -4,8 +4,8 @@ Pillow drops libjpeg's warnings, so it decodes a JPEG whose entropy-coded data w
 overwritten, cut out in the middle or ended early by a stray marker, and pads the rest with
 grey. simplejpeg's strict mode raises on those warnings instead; it also releases the GIL
 for the whole decode, so worker threads really run in parallel (Pillow's chunked decode
-does not). Headers, EXIF and ICC still come from Pillow, and so do the pixels of a JPEG that
-is re-encoded (after it passed here at 1/8 scale).
+does not). Headers, EXIF and ICC still come from Pillow; the pixels come from here, at the
+scale they are needed (except a CMYK JPEG's, which Pillow decodes after it passed here).
 """
 
 from __future__ import annotations

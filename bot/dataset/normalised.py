@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from bot.dataset.image_data import Spans
+
+COPY_CHUNK = 1024 * 1024
 
 FIXED_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
@@ -33,17 +38,31 @@ class NormalisedZip:
         self._hashed = 0
         self.digest: str | None = None  # hex SHA-256 of the whole file, once closed
 
-    def add(self, name: str, data: bytes | IO[bytes], size: int) -> None:
+    def add(self, name: str, data: bytes) -> None:
+        with self._entry(name, len(data)) as dest:
+            dest.write(data)
+
+    def add_ranges(self, name: str, source: IO[bytes], spans: Spans) -> None:
+        """Copy only the ``spans`` of ``source`` (an image's picture, without passengers)."""
+        with self._entry(name, sum(end - start for start, end in spans)) as dest:
+            for start, end in spans:
+                source.seek(start)
+                while start < end:
+                    chunk = source.read(min(COPY_CHUNK, end - start))
+                    if not chunk:
+                        raise OSError(f"{name} is shorter than its image data")
+                    dest.write(chunk)
+                    start += len(chunk)
+
+    @contextmanager
+    def _entry(self, name: str, size: int) -> Iterator[IO[bytes]]:
         info = zipfile.ZipInfo(name, date_time=FIXED_TIMESTAMP)
         info.compress_type = zipfile.ZIP_STORED
         info.create_system = UNIX
         info.external_attr = FILE_MODE << 16
         info.file_size = size
         with self._zip.open(info, "w") as dest:
-            if isinstance(data, bytes):
-                dest.write(data)
-            else:
-                shutil.copyfileobj(data, dest, 1024 * 1024)
+            yield dest
         self.names.append(name)
         self._hash_written()
 

@@ -41,8 +41,10 @@ async def test_percentages_are_throttled_and_stages_shown_at_once() -> None:
     await progress.downloading(45 * 1024 * 1024, 100 * 1024 * 1024)
     await progress.downloading(3 * 1024 * 1024, None)
     await progress.checking(None)
+    await progress.waiting()
     assert unthrottled.edits == [
         "⬇️ Downloading the dataset… 45%", "⬇️ Downloading the dataset… 3 MiB", "🔍 Checking the zip…",
+        "⏳ Waiting for another dataset check…",
     ]  # fmt: skip
 
 
