@@ -14,5 +14,6 @@ EXTENSIONS = [
     "cogs.jobs",
     "cogs.account",
     "cogs.admin",
+    "cogs.try_it",
     "cogs.job_posts",
 ]

@@ -22,6 +22,7 @@ from cogs.common import is_admin
 from cogs.errors import report_error
 from cogs.job_access import EPOCH, JOB, job_for, services_of
 from cogs.train_further import TrainFurtherButton
+from cogs.try_it import TryItButton, TryItSelect
 from storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -134,12 +135,14 @@ def epoch_view(job_id: str, number: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(DownloadEpochButton(job_id, number))
     view.add_item(TrainFurtherButton(job_id, number))
+    view.add_item(TryItButton(job_id, number))
     return view
 
 
 def download_select(job_id: str, epochs: Sequence[int]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(DownloadEpochSelect(job_id, epochs))
+    view.add_item(TryItSelect(job_id, list(epochs)))
     return view
 
 
