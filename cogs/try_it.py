@@ -47,7 +47,7 @@ from cogs.errors import report_error
 from cogs.job_access import EPOCH, JOB, job_for
 from cogs.job_card import SIMULATED_BADGE
 from cogs.replies import INFO_COLOUR, OK_COLOUR
-from storage.generations import Generation, GenerationKind, GenerationStatus
+from storage.generations import Generation, GenerationKind, GenerationStatus, TryItAccess
 from storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,29 @@ FIELD_LIMIT = 1024
 
 
 def service_of(interaction: discord.Interaction) -> GenerationService:
+    # By attribute, not class: discord.py loads an extension as a fresh module object, so the
+    # cog's class differs from the one modules importing this file see.
     cog = interaction.client.get_cog(COG_NAME) if isinstance(interaction.client, commands.Bot) else None
-    if not isinstance(cog, TryItCog):
+    service = getattr(cog, "service", None)
+    if not isinstance(service, GenerationService):
         raise RuntimeError("the Try it cog is not loaded")
-    return cog.service
+    return service
+
+
+TRY_IT_WORDS = {
+    TryItAccess.OWNER: "only a run's owner (and server admins) may generate with its epochs",
+    TryItAccess.MEMBERS: "every member may generate with any run's epochs, paying as the server's payer rule says",
+}
+
+
+async def try_it_access(interaction: discord.Interaction) -> TryItAccess:
+    assert interaction.guild_id is not None
+    return await service_of(interaction).repo.try_it_access(interaction.guild_id)
+
+
+async def set_try_it_access(interaction: discord.Interaction, access: TryItAccess) -> None:
+    assert interaction.guild_id is not None
+    await service_of(interaction).repo.set_try_it_access(interaction.guild_id, access)
 
 
 def _clip(text: str, limit: int = FIELD_LIMIT) -> str:
