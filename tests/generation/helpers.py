@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.app import TrainerBot
 from bot.civitai.simulator import Simulator
+from bot.generation.service import GenerationService
 from storage.models import Job
 from tests.civitai_spec import validate_request
 from tests.stage import Channel, Message, Stage, StageMember
@@ -35,6 +36,12 @@ def image_gen_requests(sim: Simulator) -> list[dict[str, Any]]:
     for body in found:
         assert validate_request("WorkflowTemplate", body) == [], body
     return found
+
+
+def generation_service(bot: TrainerBot) -> GenerationService:
+    service = getattr(bot.get_cog("TryIt"), "service", None)
+    assert isinstance(service, GenerationService)
+    return service
 
 
 def is_images(message: Message) -> bool:
