@@ -15,5 +15,6 @@ EXTENSIONS = [
     "cogs.account",
     "cogs.admin",
     "cogs.try_it",
+    "cogs.generate",
     "cogs.job_posts",
 ]

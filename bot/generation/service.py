@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, cast
 
 from pydantic import SecretStr
@@ -28,11 +28,13 @@ from bot.civitai.errors import (
     OrchestratorValidationError,
     RateLimited,
 )
+from bot.civitai.models import air_ecosystem_and_type
 from bot.civitai.pricing import BUZZ_PER_SAMPLE_IMAGE, price_from_workflow
 from bot.clock import Clock
 from bot.errors import UserFacingError
-from bot.generation.options import Column, GenerationOptions
+from bot.generation.options import Column, GenerationOptionError, GenerationOptions
 from bot.generation.template import build_template, step_images
+from bot.jobs.continuation import finished_loras
 from bot.jobs.payer import PayingAccount, job_token, resolve_payer
 from bot.jobs.policy import Cooldowns, TrainingPolicy, TrainingRefused
 from bot.jobs.submission import CONFIRMATION_TTL, Requester
@@ -55,6 +57,7 @@ COOLDOWN_COMMAND = "generate"
 FOLLOW_WAIT_SECONDS = 30
 FOLLOW_RETRY_SECONDS = 10.0
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_LORAS = 3
 
 
 class TryItNotAllowed(UserFacingError):
@@ -219,6 +222,25 @@ class GenerationService:
             columns=(column,),
         )
         return await self.quote(requester, options, GenerationKind.TRY, job=job)
+
+    async def quote_generate(
+        self, requester: Requester, options: GenerationOptions, loras: list[str], strength: float
+    ) -> GenerationQuote:
+        """/generate: one to three LoRAs (the member's trained epochs or pasted flux1 LoRA AIRs)."""
+        airs = list(dict.fromkeys(air.strip() for air in loras if air and air.strip()))
+        if not 1 <= len(airs) <= MAX_LORAS:
+            raise GenerationOptionError(f"Choose 1 to {MAX_LORAS} LoRAs (different ones).")
+        for air in airs:
+            if air_ecosystem_and_type(air) != ("flux1", "lora"):
+                raise GenerationOptionError(
+                    f"`{air[:100]}` is not a flux1 LoRA AIR. Pick one of your trained epochs from the list, "
+                    "or paste an AIR that starts with `urn:air:flux1:lora:`."
+                )
+        known = {choice.air: choice.label for choice in await finished_loras(self.store, requester.member.user_id, "")}
+        label = " + ".join(known.get(air, "a pasted LoRA").split(" · job ")[0] for air in airs)
+        column = Column(label, dict.fromkeys(airs, strength))
+        options = replace(options, columns=(column,))
+        return await self.quote(requester, options, GenerationKind.GENERATE, job=None)
 
     async def quote_again(self, generation_id: str, requester: Requester, *, is_admin: bool) -> GenerationQuote:
         """Try again: the same settings with a new seed, paid by whoever presses."""
