@@ -16,5 +16,6 @@ EXTENSIONS = [
     "cogs.admin",
     "cogs.try_it",
     "cogs.generate",
+    "cogs.votes",
     "cogs.job_posts",
 ]

@@ -23,6 +23,7 @@ from cogs.errors import report_error
 from cogs.job_access import EPOCH, JOB, job_for, services_of
 from cogs.train_further import TrainFurtherButton
 from cogs.try_it import TryItButton, TryItSelect
+from cogs.votes import PickButton, VoteSelect
 from storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def epoch_view(job_id: str, number: int) -> discord.ui.View:
     view.add_item(DownloadEpochButton(job_id, number))
     view.add_item(TrainFurtherButton(job_id, number))
     view.add_item(TryItButton(job_id, number))
+    view.add_item(PickButton(job_id, number))
     return view
 
 
@@ -143,6 +145,7 @@ def download_select(job_id: str, epochs: Sequence[int]) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(DownloadEpochSelect(job_id, epochs))
     view.add_item(TryItSelect(job_id, list(epochs)))
+    view.add_item(VoteSelect(job_id, list(epochs)))
     return view
 
 

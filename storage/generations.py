@@ -257,3 +257,11 @@ class GenerationRepository:
     async def picked(self, job_id: str) -> int | None:
         row = await self.db.one("SELECT epoch_number FROM epoch_picks WHERE job_id = ?", (job_id,))
         return int(row[0]) if row is not None else None
+
+    async def set_vote_message(self, job_id: str, channel_id: int, message_id: int) -> None:
+        await self.db.upsert("vote_messages", "job_id", job_id, {"channel_id": channel_id, "message_id": message_id})
+
+    async def vote_message(self, job_id: str) -> tuple[int, int] | None:
+        """``(channel_id, message_id)`` of the run's final grid, once known."""
+        row = await self.db.one("SELECT channel_id, message_id FROM vote_messages WHERE job_id = ?", (job_id,))
+        return (int(row[0]), int(row[1])) if row is not None else None

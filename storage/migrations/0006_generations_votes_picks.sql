@@ -60,3 +60,10 @@ CREATE TABLE epoch_picks (
     epoch_number INTEGER NOT NULL CHECK (epoch_number >= 1),
     picked_at    TEXT NOT NULL
 );
+
+-- Where a run's final grid is (learnt from the first use of its menus): tallies are edited there.
+CREATE TABLE vote_messages (
+    job_id     TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    channel_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL
+);

@@ -1,0 +1,177 @@
+"""Choose together: the final grid's **Vote** menu and the owner's **Pick this epoch**.
+
+``ltb:vote:<job>`` records one vote per member (voting again changes it) and edits the tally
+into the grid's embed, throttled like the job card (``CardThrottle``: at most one edit per
+interval, always the latest tally). ``ltb:pick:<job>:<n>`` on each epoch message lets the owner
+mark the chosen epoch: its message gets a ⭐, the star leaves the epoch picked before, and the
+job card and the grid name it. Votes and picks are in SQLite, so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from bot.app import TrainerBot
+from bot.errors import UserFacingError
+from bot.generation.choosing import pick, tally_text, vote
+from bot.jobs.card_throttle import CardThrottle
+from cogs.errors import report_error
+from cogs.job_access import EPOCH, JOB, job_for
+from cogs.job_card import job_card_embed
+from cogs.try_it import service_of
+from storage.generations import GenerationRepository
+from storage.models import Job
+
+log = logging.getLogger(__name__)
+
+Button = discord.ui.Button[discord.ui.View]
+Select = discord.ui.Select[discord.ui.View]
+COG_NAME = "Votes"
+VOTES_FIELD = "Votes"
+PICKED_MARK = " · ⭐ Picked"
+MAX_SELECT_OPTIONS = 25
+
+
+def _cog(interaction: discord.Interaction) -> Any:
+    cog = interaction.client.get_cog(COG_NAME) if isinstance(interaction.client, commands.Bot) else None
+    if cog is None:
+        raise RuntimeError("the Votes cog is not loaded")
+    return cog
+
+
+class VoteSelect(discord.ui.DynamicItem[Select], template=rf"ltb:vote:{JOB}"):
+    def __init__(self, job_id: str, epochs: list[int] | None = None, *, select: Select | None = None) -> None:
+        if select is None:
+            select = discord.ui.Select(
+                custom_id=f"ltb:vote:{job_id}",
+                placeholder="Vote for the best epoch…",
+                options=[
+                    discord.SelectOption(label=f"Vote for epoch {n}", value=str(n), emoji="🗳️")
+                    for n in (epochs or [])[-MAX_SELECT_OPTIONS:]
+                ],
+            )
+        super().__init__(select)
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> VoteSelect:
+        return cls(match["job"], select=item if isinstance(item, discord.ui.Select) else None)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            values = self.item.values
+            if not values or not values[0].isdigit():
+                raise UserFacingError("Pick an epoch in the menu.", title="No epoch chosen")
+            number = int(values[0])
+            job = await job_for(interaction, self.job_id)
+            repo = service_of(interaction).repo
+            if interaction.message is not None:
+                await repo.set_vote_message(job.id, interaction.message.channel.id, interaction.message.id)
+            await vote(repo, job, interaction.user.id, number)
+            await interaction.response.send_message(
+                f"🗳️ You voted for epoch {number}. Vote again to change it; the tally is on the grid.", ephemeral=True
+            )
+            _cog(interaction).show_tally(job)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+class PickButton(discord.ui.DynamicItem[Button], template=rf"ltb:pick:{JOB}:{EPOCH}"):
+    def __init__(self, job_id: str, number: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Pick this epoch",
+                emoji="⭐",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"ltb:pick:{job_id}:{number}",
+            )
+        )
+        self.job_id, self.number = job_id, number
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> PickButton:
+        return cls(match["job"], int(match["n"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            job = await job_for(interaction, self.job_id)
+            before = await pick(service_of(interaction).repo, job, interaction.user.id, self.number)
+            await _cog(interaction).show_pick(job, self.number, before)
+            await interaction.followup.send(
+                f"⭐ Epoch {self.number} is now the picked epoch of **{job.name}**.", ephemeral=True
+            )
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+def with_votes(embed: discord.Embed, text: str) -> discord.Embed:
+    """``embed`` with its Votes field set to ``text`` (added once, replaced after)."""
+    for index, field in enumerate(embed.fields):
+        if field.name == VOTES_FIELD:
+            embed.set_field_at(index, name=VOTES_FIELD, value=text[:1024], inline=False)
+            return embed
+    return embed.add_field(name=VOTES_FIELD, value=text[:1024], inline=False)
+
+
+class VotesCog(commands.Cog, name=COG_NAME):
+    def __init__(self, bot: TrainerBot) -> None:
+        self.bot = bot
+        interval = bot.services.settings.card_edit_interval_seconds
+        self.throttle = CardThrottle(interval, lambda job, _: self._edit_tally(job))
+        self.repo = GenerationRepository(bot.services.store.db)
+
+    def show_tally(self, job: Job) -> None:
+        self.throttle.request(job, 0)
+
+    async def _edit_tally(self, job: Job) -> None:
+        where = await self.repo.vote_message(job.id)
+        if where is None:
+            return
+        text = tally_text(await self.repo.tally(job.id), await self.repo.picked(job.id))
+        channel = self.bot.get_partial_messageable(where[0], guild_id=job.guild_id)
+        message = await channel.fetch_message(where[1])
+        embed = with_votes(message.embeds[0] if message.embeds else discord.Embed(), text)
+        await message.edit(embed=embed)
+
+    async def show_pick(self, job: Job, number: int, before: int | None) -> None:
+        """⭐ on the picked epoch's message (off the one before), the card and the grid name it."""
+        posted = {e.epoch_number: e.message_id for e in await self.bot.services.store.epochs.posted_epochs(job.id)}
+        channel_id = job.thread_id or job.card_channel_id
+        if channel_id is not None:
+            channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
+            for epoch, starred in ((before, False), (number, True)):
+                message_id = posted.get(epoch or 0)
+                if message_id is None or (epoch == number and not starred):
+                    continue
+                with contextlib.suppress(discord.NotFound):
+                    message = await channel.fetch_message(message_id)
+                    content = message.content.replace(PICKED_MARK, "")
+                    await message.edit(content=content + PICKED_MARK if starred else content)
+        if job.card_channel_id and job.card_message_id:
+            card = self.bot.get_partial_messageable(job.card_channel_id, guild_id=job.guild_id)
+            with contextlib.suppress(discord.NotFound):
+                await card.get_partial_message(job.card_message_id).edit(
+                    embed=job_card_embed(job, epochs_done=len(posted) or None, picked=number)
+                )
+        self.show_tally(job)
+
+
+DYNAMIC_ITEMS = (VoteSelect, PickButton)
+
+
+async def setup(bot: commands.Bot) -> None:
+    if not isinstance(bot, TrainerBot):
+        raise RuntimeError("cogs.votes needs the TrainerBot (its services)")
+    await bot.add_cog(VotesCog(bot))
+    bot.add_dynamic_items(*DYNAMIC_ITEMS)
