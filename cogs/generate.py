@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.generation.choosing import picked_first
 from bot.generation.options import MAX_PROMPT, GenerationOptions, Size, parse_prompt, parse_seed, parse_strength
 from bot.jobs.continuation import finished_loras
 from cogs.context import requester_from, services_of
@@ -72,7 +73,9 @@ class GenerateCog(commands.Cog):
     @generate.autocomplete("lora2")
     @generate.autocomplete("lora3")
     async def lora_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        choices = await finished_loras(services_of(interaction).store, interaction.user.id, current)
+        store = services_of(interaction).store
+        choices = await finished_loras(store, interaction.user.id, current)
+        choices = await picked_first(service_of(interaction).repo, store, interaction.user.id, choices)
         return [app_commands.Choice(name=choice.label, value=choice.air) for choice in choices]
 
 

@@ -107,13 +107,22 @@ class DownloadEpochButton(discord.ui.DynamicItem[Button], template=rf"ltb:dl:{JO
 
 
 class DownloadEpochSelect(discord.ui.DynamicItem[Select], template=rf"ltb:dlsel:{JOB}"):
-    def __init__(self, job_id: str, epochs: Sequence[int] = (), *, select: Select | None = None) -> None:
+    def __init__(
+        self, job_id: str, epochs: Sequence[int] = (), *, select: Select | None = None, picked: int | None = None
+    ) -> None:
         if select is None:
             shown = list(epochs)[-MAX_SELECT_OPTIONS:]
+            # The owner's pick comes first (not pre-selected: choosing a selected option sends nothing).
+            shown.sort(key=lambda n: n != picked)
             select = discord.ui.Select(
                 custom_id=f"ltb:dlsel:{job_id}",
                 placeholder="Download an epoch…",
-                options=[discord.SelectOption(label=f"Epoch {n}", value=str(n), emoji="⬇️") for n in shown],
+                options=[
+                    discord.SelectOption(
+                        label=f"Epoch {n}" + (" ⭐ picked" if n == picked else ""), value=str(n), emoji="⬇️"
+                    )
+                    for n in shown
+                ],
             )
         super().__init__(select)
         self.job_id = job_id
@@ -141,9 +150,9 @@ def epoch_view(job_id: str, number: int) -> discord.ui.View:
     return view
 
 
-def download_select(job_id: str, epochs: Sequence[int]) -> discord.ui.View:
+def download_select(job_id: str, epochs: Sequence[int], *, picked: int | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(DownloadEpochSelect(job_id, epochs))
+    view.add_item(DownloadEpochSelect(job_id, epochs, picked=picked))
     view.add_item(TryItSelect(job_id, list(epochs)))
     view.add_item(VoteSelect(job_id, list(epochs)))
     return view

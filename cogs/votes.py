@@ -21,6 +21,7 @@ from bot.app import TrainerBot
 from bot.errors import UserFacingError
 from bot.generation.choosing import pick, tally_text, vote
 from bot.jobs.card_throttle import CardThrottle
+from bot.jobs.continuation import job_epoch_airs
 from cogs.errors import report_error
 from cogs.job_access import EPOCH, JOB, job_for
 from cogs.job_card import job_card_embed
@@ -36,6 +37,7 @@ COG_NAME = "Votes"
 VOTES_FIELD = "Votes"
 PICKED_MARK = " · ⭐ Picked"
 MAX_SELECT_OPTIONS = 25
+GRID_SEARCH_LIMIT = 50  # the final grid is among a thread's last messages
 
 
 def _cog(interaction: discord.Interaction) -> Any:
@@ -115,6 +117,10 @@ class PickButton(discord.ui.DynamicItem[Button], template=rf"ltb:pick:{JOB}:{EPO
             await report_error(interaction, exc)
 
 
+def _children(row: Any) -> list[Any]:
+    return list(getattr(row, "children", []))
+
+
 def with_votes(embed: discord.Embed, text: str) -> discord.Embed:
     """``embed`` with its Votes field set to ``text`` (added once, replaced after)."""
     for index, field in enumerate(embed.fields):
@@ -134,15 +140,32 @@ class VotesCog(commands.Cog, name=COG_NAME):
     def show_tally(self, job: Job) -> None:
         self.throttle.request(job, 0)
 
-    async def _edit_tally(self, job: Job) -> None:
+    async def _grid(self, job: Job) -> tuple[int, int] | None:
+        """Where the run's final grid is: learnt from a vote, else found in the thread by its menu."""
         where = await self.repo.vote_message(job.id)
+        if where is not None or job.thread_id is None:
+            return where
+        custom_id = VoteSelect(job.id).item.custom_id
+        channel = self.bot.get_partial_messageable(job.thread_id, guild_id=job.guild_id)
+        async for message in channel.history(limit=GRID_SEARCH_LIMIT):
+            if any(getattr(c, "custom_id", None) == custom_id for row in message.components for c in _children(row)):
+                await self.repo.set_vote_message(job.id, job.thread_id, message.id)
+                return job.thread_id, message.id
+        return None
+
+    async def _edit_tally(self, job: Job) -> None:
+        where = await self._grid(job)
         if where is None:
             return
-        text = tally_text(await self.repo.tally(job.id), await self.repo.picked(job.id))
+        from cogs.job_buttons import download_select  # it shows this module's menu: imported late
+
+        picked = await self.repo.picked(job.id)
+        text = tally_text(await self.repo.tally(job.id), picked)
         channel = self.bot.get_partial_messageable(where[0], guild_id=job.guild_id)
         message = await channel.fetch_message(where[1])
         embed = with_votes(message.embeds[0] if message.embeds else discord.Embed(), text)
-        await message.edit(embed=embed)
+        epochs = sorted(n for n, _ in job_epoch_airs(job))
+        await message.edit(embed=embed, view=download_select(job.id, epochs, picked=picked))
 
     async def show_pick(self, job: Job, number: int, before: int | None) -> None:
         """⭐ on the picked epoch's message (off the one before), the card and the grid name it."""

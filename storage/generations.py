@@ -265,3 +265,11 @@ class GenerationRepository:
         """``(channel_id, message_id)`` of the run's final grid, once known."""
         row = await self.db.one("SELECT channel_id, message_id FROM vote_messages WHERE job_id = ?", (job_id,))
         return (int(row[0]), int(row[1])) if row is not None else None
+
+    async def picks_of_owner(self, user_id: int) -> dict[str, int]:
+        """job id → picked epoch, for every run of ``user_id`` with a pick."""
+        rows = await self.db.all(
+            "SELECT p.job_id, p.epoch_number FROM epoch_picks p JOIN jobs j ON j.id = p.job_id WHERE j.user_id = ?",
+            (user_id,),
+        )
+        return {str(row[0]): int(row[1]) for row in rows}

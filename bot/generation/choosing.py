@@ -7,7 +7,8 @@ the final grid's menus name as the run's chosen epoch.
 from __future__ import annotations
 
 from bot.errors import UserFacingError
-from bot.jobs.continuation import job_epoch_airs
+from bot.jobs.continuation import CHOICE_LIMIT, LoraChoice, job_epoch_airs
+from storage import Store
 from storage.generations import GenerationRepository
 from storage.models import Job
 
@@ -53,3 +54,18 @@ def tally_text(tally: dict[int, int], picked: int | None) -> str:
     if picked is not None:
         lines.insert(0, f"⭐ Picked by the owner: **epoch {picked}**")
     return "\n".join(lines) or "No votes yet: use the **Vote** menu."
+
+
+async def picked_first(
+    repo: GenerationRepository, store: Store, user_id: int, choices: list[LoraChoice]
+) -> list[LoraChoice]:
+    """The member's LoRA choices with their runs' picked epochs first and starred: what Train
+    further and /generate offer by default."""
+    picked: set[str] = set()
+    for job_id, number in (await repo.picks_of_owner(user_id)).items():
+        job = await store.jobs.get(job_id)
+        air = dict(job_epoch_airs(job)).get(number) if job is not None else None
+        if air is not None:
+            picked.add(air)
+    starred = [LoraChoice(f"⭐ {c.label}"[:CHOICE_LIMIT], c.air) if c.air in picked else c for c in choices]
+    return sorted(starred, key=lambda c: c.air not in picked)

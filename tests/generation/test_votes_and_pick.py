@@ -51,3 +51,19 @@ async def test_three_members_vote_the_owner_picks_and_a_restart_keeps_both(
         assert "Epoch 3: ▮▮ 2 votes" in votes(grid) and "epoch 3**" in votes(grid)
         refused = await (await bob.click(epochs[0], label="Pick this epoch")).reply()
         assert "Not your run" in refused.text
+
+
+async def test_a_pick_before_any_vote_shows_on_the_grid_and_comes_first_in_downloads_and_lists(
+    stage: Stage, alice: StageMember, tmp_path: Path
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+        job, _, epochs, grid = await finished_run(bot, stage, alice, tmp_path)
+        await (await alice.click(epochs[1], label="Pick this epoch")).reply()
+        await eventually(lambda: "Picked by the owner: **epoch 2**" in votes(grid), "the pick on the grid")
+        download = next(s for s in grid.selects if s["custom_id"] == f"ltb:dlsel:{job.id}")
+        assert download["options"][0]["value"] == "2" and "⭐" in download["options"][0]["label"]
+        assert len(download["options"]) == 3
+        epoch_2 = next(c["value"] for c in await alice.autocomplete("generate", "lora", "epoch 2"))
+        for command, option in (("generate", "lora"), ("train flux1", "continue_from")):
+            first = (await alice.autocomplete(command, option, ""))[0]
+            assert first["name"].startswith("⭐") and first["value"] == epoch_2
