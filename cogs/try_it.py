@@ -30,12 +30,14 @@ from bot.generation.options import (
     parse_strength,
 )
 from bot.generation.service import (
+    MAX_COMPARED,
     GenerationConfirmationExpired,
     GenerationNotFound,
     GenerationQuote,
     GenerationService,
     NotYourGeneration,
 )
+from bot.jobs.continuation import job_epoch_airs
 from bot.jobs.events import message_nonce
 from bot.render.grid import comparison_grid
 from cogs.buttons import JobButton
@@ -221,6 +223,76 @@ class TryItSelect(discord.ui.DynamicItem[Select], template=rf"ltb:trysel:{JOB}")
             await open_try_it(interaction, self.job_id, int(values[0]))
 
 
+class CompareModal(discord.ui.Modal):
+    """One prompt, one seed, the chosen epochs and the base model side by side."""
+
+    def __init__(self, job: Job, epochs: list[int]) -> None:
+        super().__init__(title=_clip(f"Compare epochs of {job.name}", 45), custom_id=f"ltb:cmpmodal:{job.id}")
+        self.job_id = job.id
+        trigger = job.params.get("trigger_word")
+        self.prompt: discord.ui.TextInput[CompareModal] = discord.ui.TextInput(
+            label="Prompt",
+            custom_id="prompt",
+            style=discord.TextStyle.paragraph,
+            default=f"{trigger}, " if isinstance(trigger, str) and trigger else None,
+            max_length=MAX_PROMPT,
+        )
+        self.negative: discord.ui.TextInput[CompareModal] = discord.ui.TextInput(
+            label="Negative prompt (optional)",
+            custom_id="negative",
+            style=discord.TextStyle.paragraph,
+            required=False,
+            max_length=MAX_PROMPT,
+        )
+        shown = epochs[-MAX_SELECT_OPTIONS:]
+        self.epochs: discord.ui.Select[CompareModal] = discord.ui.Select(
+            custom_id="epochs",
+            min_values=1,
+            max_values=min(MAX_COMPARED, len(shown)),
+            options=[discord.SelectOption(label=f"Epoch {n}", value=str(n)) for n in shown],
+        )
+        self.size: discord.ui.Select[CompareModal] = discord.ui.Select(
+            custom_id="size",
+            options=[discord.SelectOption(label=s.label, value=s.value, default=s is Size.SQUARE) for s in Size],
+        )
+        self.seed: discord.ui.TextInput[CompareModal] = discord.ui.TextInput(
+            label="Seed (blank: random, the same for all)", custom_id="seed", required=False, max_length=10
+        )
+        self.add_item(self.prompt)
+        self.add_item(self.negative)
+        self.add_item(discord.ui.Label(text=f"Epochs to compare (up to {MAX_COMPARED})", component=self.epochs))
+        self.add_item(discord.ui.Label(text="Size", component=self.size))
+        self.add_item(self.seed)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            options = GenerationOptions(
+                prompt=parse_prompt(self.prompt.value) or "",
+                negative_prompt=parse_prompt(self.negative.value, name="negative prompt", required=False),
+                size=Size((self.size.values or [Size.SQUARE.value])[0]),
+                seed=parse_seed(self.seed.value),
+                quantity=1,
+                variant="dev",  # the core sets the run's own variant
+            )
+            job = await job_for(interaction, self.job_id)
+            epochs = [int(v) for v in self.epochs.values]
+            quote = await service_of(interaction).quote_compare(
+                job, epochs, requester_from(interaction), options, is_admin=is_admin(interaction)
+            )
+            await interaction.followup.send(ephemeral=True, **confirmation(quote, job))
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+class CompareButton(JobButton, kind="compare", label="Compare epochs", style=discord.ButtonStyle.secondary):
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for(interaction, self.job_id)
+        await service_of(interaction).check_try_access(job, interaction.user.id, is_admin=is_admin(interaction))
+        epochs = sorted(n for n, _ in job_epoch_airs(job))
+        await interaction.response.send_modal(CompareModal(job, epochs))
+
+
 # --- the confirmation -----------------------------------------------------------------------------
 
 
@@ -341,7 +413,7 @@ class DiscordGenerationSink:
         )
         if generation.kind is GenerationKind.COMPARE:
             labels = [column.label for column in options.columns]
-            grid = comparison_grid({1: [files[0][1] if files else None for files in images]}, labels)
+            grid = comparison_grid({1: [files[0][1] if files else None for files in images]}, labels, row_label="")
             files = [discord.File(io.BytesIO(grid), filename="compare.png")]
             embed.set_image(url="attachment://compare.png")
         else:
@@ -388,7 +460,14 @@ class TryItCog(commands.Cog, name=COG_NAME):
         await self.service.stop()
 
 
-DYNAMIC_ITEMS = (TryItButton, TryItSelect, ConfirmGenerationButton, CancelGenerationButton, TryAgainButton)
+DYNAMIC_ITEMS = (
+    TryItButton,
+    TryItSelect,
+    CompareButton,
+    ConfirmGenerationButton,
+    CancelGenerationButton,
+    TryAgainButton,
+)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -58,6 +58,9 @@ FOLLOW_WAIT_SECONDS = 30
 FOLLOW_RETRY_SECONDS = 10.0
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_LORAS = 3
+MAX_COMPARED = 6
+# The baseline column: the same resources with the LoRA at strength 0, i.e. the base model alone.
+BASELINE_LABEL = "Base model"
 
 
 class TryItNotAllowed(UserFacingError):
@@ -222,6 +225,21 @@ class GenerationService:
             columns=(column,),
         )
         return await self.quote(requester, options, GenerationKind.TRY, job=job)
+
+    async def quote_compare(
+        self, job: Job, epochs: list[int], requester: Requester, options: GenerationOptions, *, is_admin: bool
+    ) -> GenerationQuote:
+        """Compare: one prompt and one seed over up to six epochs plus the base model (the
+        LoRA at strength 0), one image each, in one workflow priced once."""
+        await self.check_try_access(job, requester.member.user_id, is_admin=is_admin)
+        chosen = sorted(set(epochs))
+        if not 1 <= len(chosen) <= MAX_COMPARED:
+            raise GenerationOptionError(f"Choose 1 to {MAX_COMPARED} epochs to compare.")
+        airs = {n: epoch_air(job, n) for n in chosen}
+        columns = [Column(f"Epoch {n}", {airs[n]: 1.0}, n) for n in chosen]
+        columns.append(Column(BASELINE_LABEL, {airs[chosen[-1]]: 0.0}))
+        options = replace(options, variant=job.variant.value, quantity=1, columns=tuple(columns))
+        return await self.quote(requester, options, GenerationKind.COMPARE, job=job)
 
     async def quote_generate(
         self, requester: Requester, options: GenerationOptions, loras: list[str], strength: float
