@@ -108,7 +108,8 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         for line in lines:
             embed.add_field(name=line.name, value=line.value + (" *(default)*" if line.default else ""), inline=False)
         access = await try_it_access(interaction)
-        embed.add_field(name="Try it", value=TRY_IT_WORDS[access], inline=False)
+        default = " *(default)*" if access is TryItAccess.OWNER else ""
+        embed.add_field(name="Try it", value=TRY_IT_WORDS[access] + default, inline=False)
         embed.set_footer(
             text="Change them with /admin settings try_it, /admin channels, role, limits, payer, token, threads,"
             " log-channel"

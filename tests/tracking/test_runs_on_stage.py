@@ -47,6 +47,7 @@ async def test_a_ten_epoch_run_posts_every_epoch_once_then_the_grid_and_one_dm(
                 f"ltb:dl:{job.id}:{number}",
                 f"ltb:more:{job.id}:{number}",
                 f"ltb:try:{job.id}:{number}",
+                f"ltb:pick:{job.id}:{number}",
             ]
             assert PROMPTS[0] in message.embed["description"]
 
