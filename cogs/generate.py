@@ -73,10 +73,15 @@ class GenerateCog(commands.Cog):
     @generate.autocomplete("lora2")
     @generate.autocomplete("lora3")
     async def lora_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        store = services_of(interaction).store
-        choices = await finished_loras(store, interaction.user.id, current)
-        choices = await picked_first(service_of(interaction).repo, store, interaction.user.id, choices)
-        return [app_commands.Choice(name=choice.label, value=choice.air) for choice in choices]
+        return await lora_choices(interaction, current)
+
+
+async def lora_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """The caller's trained epochs (picked ones first, starred), for /generate and /train continue_from."""
+    store = services_of(interaction).store
+    choices = await finished_loras(store, interaction.user.id, current)
+    choices = await picked_first(service_of(interaction).repo, store, interaction.user.id, choices)
+    return [app_commands.Choice(name=choice.label, value=choice.air) for choice in choices]
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 from typing import Any
 
 import discord
@@ -45,8 +44,9 @@ from cogs.common import is_admin
 from cogs.confirmation import closed_embed
 from cogs.confirmation_buttons import close_confirmation, tell
 from cogs.context import requester_from
+from cogs.epoch_items import MAX_SELECT_OPTIONS, EpochButton, EpochMenu
 from cogs.errors import report_error
-from cogs.job_access import EPOCH, JOB, job_for
+from cogs.job_access import job_for
 from cogs.job_card import SIMULATED_BADGE
 from cogs.replies import INFO_COLOUR, OK_COLOUR
 from storage.generations import Generation, GenerationKind, GenerationStatus, TryItAccess
@@ -54,10 +54,7 @@ from storage.models import Job
 
 log = logging.getLogger(__name__)
 
-Button = discord.ui.Button[discord.ui.View]
-Select = discord.ui.Select[discord.ui.View]
 COG_NAME = "TryIt"
-MAX_SELECT_OPTIONS = 25
 FIELD_LIMIT = 1024
 
 
@@ -94,6 +91,29 @@ def _clip(text: str, limit: int = FIELD_LIMIT) -> str:
 # --- the modal ------------------------------------------------------------------------------------
 
 
+TextInput = discord.ui.TextInput[discord.ui.Modal]
+
+
+def prompt_inputs(job: Job) -> tuple[TextInput, TextInput]:
+    """The prompt (prefilled with the run's trigger word) and the optional negative prompt."""
+    trigger = job.params.get("trigger_word")
+    prompt: TextInput = discord.ui.TextInput(
+        label="Prompt",
+        custom_id="prompt",
+        style=discord.TextStyle.paragraph,
+        default=f"{trigger}, " if isinstance(trigger, str) and trigger else None,
+        max_length=MAX_PROMPT,
+    )
+    negative: TextInput = discord.ui.TextInput(
+        label="Negative prompt (optional)",
+        custom_id="negative",
+        style=discord.TextStyle.paragraph,
+        required=False,
+        max_length=MAX_PROMPT,
+    )
+    return prompt, negative
+
+
 class TryItModal(discord.ui.Modal):
     """Prompt, negative prompt, size × images, seed and strength for one epoch."""
 
@@ -102,21 +122,7 @@ class TryItModal(discord.ui.Modal):
             title=_clip(f"Try epoch {epoch} of {job.name}", 45), custom_id=f"ltb:trymodal:{job.id}:{epoch}"
         )
         self.job_id, self.epoch = job.id, epoch
-        trigger = job.params.get("trigger_word")
-        self.prompt: discord.ui.TextInput[TryItModal] = discord.ui.TextInput(
-            label="Prompt",
-            custom_id="prompt",
-            style=discord.TextStyle.paragraph,
-            default=f"{trigger}, " if isinstance(trigger, str) and trigger else None,
-            max_length=MAX_PROMPT,
-        )
-        self.negative: discord.ui.TextInput[TryItModal] = discord.ui.TextInput(
-            label="Negative prompt (optional)",
-            custom_id="negative",
-            style=discord.TextStyle.paragraph,
-            required=False,
-            max_length=MAX_PROMPT,
-        )
+        self.prompt, self.negative = prompt_inputs(job)
         self.shape: discord.ui.Select[TryItModal] = discord.ui.Select(
             custom_id="shape",
             options=[
@@ -176,51 +182,16 @@ async def open_try_it(interaction: discord.Interaction, job_id: str, epoch: int)
         await report_error(interaction, exc)
 
 
-class TryItButton(discord.ui.DynamicItem[Button], template=rf"ltb:try:{JOB}:{EPOCH}"):
-    def __init__(self, job_id: str, number: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Try it", emoji="🎨", style=discord.ButtonStyle.secondary, custom_id=f"ltb:try:{job_id}:{number}"
-            )
-        )
-        self.job_id, self.number = job_id, number
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> TryItButton:
-        return cls(match["job"], int(match["n"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
+class TryItButton(EpochButton, kind="try", label="Try it", emoji="🎨"):
+    async def clicked(self, interaction: discord.Interaction) -> None:
         await open_try_it(interaction, self.job_id, self.number)
 
 
-class TryItSelect(discord.ui.DynamicItem[Select], template=rf"ltb:trysel:{JOB}"):
+class TryItSelect(EpochMenu, kind="trysel", placeholder="Try an epoch…", option_label="Try epoch {}", emoji="🎨"):
     """The final grid's menu: try any epoch."""
 
-    def __init__(self, job_id: str, epochs: list[int] | None = None, *, select: Select | None = None) -> None:
-        if select is None:
-            select = discord.ui.Select(
-                custom_id=f"ltb:trysel:{job_id}",
-                placeholder="Try an epoch…",
-                options=[
-                    discord.SelectOption(label=f"Try epoch {n}", value=str(n), emoji="🎨")
-                    for n in (epochs or [])[-MAX_SELECT_OPTIONS:]
-                ],
-            )
-        super().__init__(select)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> TryItSelect:
-        return cls(match["job"], select=item if isinstance(item, discord.ui.Select) else None)
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        values = self.item.values
-        if values and values[0].isdigit():
-            await open_try_it(interaction, self.job_id, int(values[0]))
+    async def chosen(self, interaction: discord.Interaction, number: int) -> None:
+        await open_try_it(interaction, self.job_id, number)
 
 
 class CompareModal(discord.ui.Modal):
@@ -229,21 +200,7 @@ class CompareModal(discord.ui.Modal):
     def __init__(self, job: Job, epochs: list[int]) -> None:
         super().__init__(title=_clip(f"Compare epochs of {job.name}", 45), custom_id=f"ltb:cmpmodal:{job.id}")
         self.job_id = job.id
-        trigger = job.params.get("trigger_word")
-        self.prompt: discord.ui.TextInput[CompareModal] = discord.ui.TextInput(
-            label="Prompt",
-            custom_id="prompt",
-            style=discord.TextStyle.paragraph,
-            default=f"{trigger}, " if isinstance(trigger, str) and trigger else None,
-            max_length=MAX_PROMPT,
-        )
-        self.negative: discord.ui.TextInput[CompareModal] = discord.ui.TextInput(
-            label="Negative prompt (optional)",
-            custom_id="negative",
-            style=discord.TextStyle.paragraph,
-            required=False,
-            max_length=MAX_PROMPT,
-        )
+        self.prompt, self.negative = prompt_inputs(job)
         shown = epochs[-MAX_SELECT_OPTIONS:]
         self.epochs: discord.ui.Select[CompareModal] = discord.ui.Select(
             custom_id="epochs",

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from typing import Any
 
 import discord
 from discord.ext import commands
 
 from bot.app import TrainerBot
-from bot.errors import UserFacingError
 from bot.generation.choosing import pick, tally_text, vote
 from bot.jobs.card_throttle import CardThrottle
 from bot.jobs.continuation import job_epoch_airs
-from cogs.errors import report_error
-from cogs.job_access import EPOCH, JOB, job_for
+from cogs.epoch_items import EpochButton, EpochMenu
+from cogs.job_access import job_for
 from cogs.job_card import job_card_embed
 from cogs.try_it import service_of
 from storage.generations import GenerationRepository
@@ -31,12 +29,9 @@ from storage.models import Job
 
 log = logging.getLogger(__name__)
 
-Button = discord.ui.Button[discord.ui.View]
-Select = discord.ui.Select[discord.ui.View]
 COG_NAME = "Votes"
 VOTES_FIELD = "Votes"
 PICKED_MARK = " · ⭐ Picked"
-MAX_SELECT_OPTIONS = 25
 GRID_SEARCH_LIMIT = 50  # the final grid is among a thread's last messages
 
 
@@ -47,74 +42,30 @@ def _cog(interaction: discord.Interaction) -> Any:
     return cog
 
 
-class VoteSelect(discord.ui.DynamicItem[Select], template=rf"ltb:vote:{JOB}"):
-    def __init__(self, job_id: str, epochs: list[int] | None = None, *, select: Select | None = None) -> None:
-        if select is None:
-            select = discord.ui.Select(
-                custom_id=f"ltb:vote:{job_id}",
-                placeholder="Vote for the best epoch…",
-                options=[
-                    discord.SelectOption(label=f"Vote for epoch {n}", value=str(n), emoji="🗳️")
-                    for n in (epochs or [])[-MAX_SELECT_OPTIONS:]
-                ],
-            )
-        super().__init__(select)
-        self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> VoteSelect:
-        return cls(match["job"], select=item if isinstance(item, discord.ui.Select) else None)
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            values = self.item.values
-            if not values or not values[0].isdigit():
-                raise UserFacingError("Pick an epoch in the menu.", title="No epoch chosen")
-            number = int(values[0])
-            job = await job_for(interaction, self.job_id)
-            repo = service_of(interaction).repo
-            if interaction.message is not None:
-                await repo.set_vote_message(job.id, interaction.message.channel.id, interaction.message.id)
-            await vote(repo, job, interaction.user.id, number)
-            await interaction.response.send_message(
-                f"🗳️ You voted for epoch {number}. Vote again to change it; the tally is on the grid.", ephemeral=True
-            )
-            _cog(interaction).show_tally(job)
-        except Exception as exc:
-            await report_error(interaction, exc)
-
-
-class PickButton(discord.ui.DynamicItem[Button], template=rf"ltb:pick:{JOB}:{EPOCH}"):
-    def __init__(self, job_id: str, number: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label="Pick this epoch",
-                emoji="⭐",
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"ltb:pick:{job_id}:{number}",
-            )
+class VoteSelect(
+    EpochMenu, kind="vote", placeholder="Vote for the best epoch…", option_label="Vote for epoch {}", emoji="🗳️"
+):
+    async def chosen(self, interaction: discord.Interaction, number: int) -> None:
+        job = await job_for(interaction, self.job_id)
+        repo = service_of(interaction).repo
+        if interaction.message is not None:
+            await repo.set_vote_message(job.id, interaction.message.channel.id, interaction.message.id)
+        await vote(repo, job, interaction.user.id, number)
+        await interaction.response.send_message(
+            f"🗳️ You voted for epoch {number}. Vote again to change it; the tally is on the grid.", ephemeral=True
         )
-        self.job_id, self.number = job_id, number
+        _cog(interaction).show_tally(job)
 
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
-    ) -> PickButton:
-        return cls(match["job"], int(match["n"]))
 
-    async def callback(self, interaction: discord.Interaction) -> None:
+class PickButton(EpochButton, kind="pick", label="Pick this epoch", emoji="⭐"):
+    async def clicked(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            job = await job_for(interaction, self.job_id)
-            before = await pick(service_of(interaction).repo, job, interaction.user.id, self.number)
-            await _cog(interaction).show_pick(job, self.number, before)
-            await interaction.followup.send(
-                f"⭐ Epoch {self.number} is now the picked epoch of **{job.name}**.", ephemeral=True
-            )
-        except Exception as exc:
-            await report_error(interaction, exc)
+        job = await job_for(interaction, self.job_id)
+        before = await pick(service_of(interaction).repo, job, interaction.user.id, self.number)
+        await _cog(interaction).show_pick(job, self.number, before)
+        await interaction.followup.send(
+            f"⭐ Epoch {self.number} is now the picked epoch of **{job.name}**.", ephemeral=True
+        )
 
 
 def _children(row: Any) -> list[Any]:
