@@ -22,7 +22,7 @@ from bot.jobs.card_throttle import CardThrottle
 from bot.jobs.continuation import job_epoch_airs
 from cogs.epoch_items import EpochButton, EpochMenu
 from cogs.job_access import job_for
-from cogs.job_card import job_card_embed
+from cogs.job_card import SIMULATED_BADGE, job_card_embed
 from cogs.try_it import service_of
 from storage.generations import GenerationRepository
 from storage.models import Job
@@ -52,7 +52,8 @@ class VoteSelect(
             await repo.set_vote_message(job.id, interaction.message.channel.id, interaction.message.id)
         await vote(repo, job, interaction.user.id, number)
         await interaction.response.send_message(
-            f"🗳️ You voted for epoch {number}. Vote again to change it; the tally is on the grid.", ephemeral=True
+            f"🗳️ You voted for epoch {number}. Vote again to change it; the tally is on the grid." + simulated_note(job),
+            ephemeral=True,
         )
         _cog(interaction).show_tally(job)
 
@@ -66,6 +67,10 @@ class PickButton(EpochButton, kind="pick", label="Pick this epoch", emoji="⭐")
         await interaction.followup.send(
             f"⭐ Epoch {self.number} is now the picked epoch of **{job.name}**.", ephemeral=True
         )
+
+
+def simulated_note(job: Job) -> str:
+    return f" · {SIMULATED_BADGE}" if job.simulated else ""
 
 
 def _children(row: Any) -> list[Any]:

@@ -14,7 +14,7 @@ from tests.tracking.helpers import FAST, simulator
 
 
 async def test_try_it_on_epoch_3_posts_the_images_and_try_again_uses_a_new_seed(
-    stage: Stage, alice: StageMember, tmp_path: Path
+    stage: Stage, alice: StageMember, admin: StageMember, tmp_path: Path
 ) -> None:
     async with bot_in_process(stage, tmp_path / "bot", **FAST, command_cooldown_seconds=0) as bot:
         job, thread, epochs, _ = await finished_run(bot, stage, alice, tmp_path)
@@ -61,6 +61,8 @@ async def test_try_it_on_epoch_3_posts_the_images_and_try_again_uses_a_new_seed(
         spent_after = await store.ledger.spent_by_user(stage.guild.id, alice.id, job.created_at.replace(year=2000))
         assert spent_after - spent_before == charged > 0
         assert f"{charged:,} Buzz" in offer_text, "the confirmation showed the simulator's price"
+        usage = await (await admin.slash("admin usage", period="all")).reply()
+        assert f"<@{alice.id}> · **{spent_after:,.0f}** Buzz" in usage.text, "training and the images"
 
         again = await (await alice.click(posted, label="Try again")).reply()
         assert "sks dog wearing a red hat" in again.text and "1234" not in again.text.split("Seed")[1][:20]
