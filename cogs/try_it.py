@@ -19,6 +19,7 @@ import discord
 from discord.ext import commands
 
 from bot.app import TrainerBot
+from bot.civitai.errors import OrchestratorValidationError
 from bot.generation.options import (
     MAX_PROMPT,
     MAX_QUANTITY,
@@ -30,6 +31,7 @@ from bot.generation.options import (
 )
 from bot.generation.service import (
     MAX_COMPARED,
+    EpochModelExpired,
     GenerationConfirmationExpired,
     GenerationNotFound,
     GenerationQuote,
@@ -302,6 +304,11 @@ class ConfirmGenerationButton(JobButton, kind="genok", label="Confirm", style=di
         except GenerationConfirmationExpired as exc:
             await close_confirmation(interaction, closed_embed(exc))
             return
+        except (EpochModelExpired, OrchestratorValidationError) as exc:
+            # The same request would be refused again: close it with the reason.
+            await service.discard(self.job_id, requester_from(interaction))
+            await close_confirmation(interaction, closed_embed(exc))
+            return
         if not now:
             await tell(interaction, _not_a_draft(generation))
             return
@@ -377,24 +384,44 @@ class DiscordGenerationSink:
             files = [discord.File(io.BytesIO(data), filename=name) for column in images for name, data in column][:10]
         view = discord.ui.View(timeout=None)
         view.add_item(TryAgainButton(generation.id))
+        kwargs = {
+            "content": f"🎨 <@{generation.user_id}> tried **{_clip(name, 100)}**{badge}",
+            "embed": embed,
+            "files": files,
+            "view": view,
+            "nonce": message_nonce(generation.id, "images"),
+            "allowed_mentions": discord.AllowedMentions.none(),
+        }
+        message = await self._send(generation, kwargs)
+        return message.id if message else None
+
+    async def _send(self, generation: Generation, kwargs: dict[str, Any]) -> discord.Message | None:
+        """In the channel asked from; to the member who asked when it is gone or closed to the bot;
+        nowhere (logged) when their DMs are closed too."""
         channel = self.bot.get_partial_messageable(generation.channel_id, guild_id=generation.guild_id)
-        message = await channel.send(
-            content=f"🎨 <@{generation.user_id}> tried **{_clip(name, 100)}**{badge}",
-            embed=embed,
-            files=files,
-            view=view,
-            nonce=message_nonce(generation.id, "images"),
-            allowed_mentions=discord.AllowedMentions.none(),
-        )
-        return message.id
+        try:
+            return await channel.send(**kwargs)
+        except (discord.NotFound, discord.Forbidden) as exc:
+            log.info("Cannot post generation %s where it was asked (%s); sending it to its member", generation.id, exc)
+        for file in kwargs.get("files", []):
+            file.reset()
+        try:
+            dm = await self.bot.create_dm(discord.Object(generation.user_id))
+            return await dm.send(**kwargs)
+        except discord.Forbidden:
+            log.warning("Generation %s: its channel is gone and its member's DMs are closed", generation.id)
+            return None
 
     async def post_failure(self, generation: Generation, reason: str) -> None:
-        channel = self.bot.get_partial_messageable(generation.channel_id, guild_id=generation.guild_id)
-        await channel.send(
-            content=_clip(f"❌ <@{generation.user_id}>, the generation did not work: {reason}", 2000)
-            + (f" · {SIMULATED_BADGE}" if generation.simulated else ""),
-            nonce=message_nonce(generation.id, "failed"),
-            allowed_mentions=discord.AllowedMentions(users=[discord.Object(generation.user_id)]),
+        badge = f" · {SIMULATED_BADGE}" if generation.simulated else ""
+        text = f"❌ <@{generation.user_id}>, the generation did not work: {reason}"
+        await self._send(
+            generation,
+            {
+                "content": _clip(text, 1900) + badge,
+                "nonce": message_nonce(generation.id, "failed"),
+                "allowed_mentions": discord.AllowedMentions(users=[discord.Object(generation.user_id)]),
+            },
         )
 
 

@@ -405,6 +405,13 @@ class GenerationService:
                 return
             except asyncio.CancelledError:
                 raise
+            except UserFacingError as exc:
+                # Lasting (the paying token was removed, Civitai refused the replay): say so, once.
+                log.warning("Generation %s cannot go on: %s", generation.id, exc.title)
+                assert self.sink is not None
+                await self.sink.post_failure(generation, exc.user_message)
+                await self.repo.finish(generation.id, GenerationStatus.FAILED, reason=exc.title)
+                return
             except Exception:
                 # A warning: the next attempt (or the next start) takes it up again.
                 log.warning("Following generation %s failed; trying again", generation.id, exc_info=True)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.civitai.simulator.image_gen import expire_model
-from tests.generation.helpers import finished_run, image_gen_requests
+from tests.generation.helpers import finished_run, generation_service, image_gen_requests
 from tests.stage import Stage, StageMember
 from tests.stage.bots import bot_in_process
 from tests.tracking.helpers import FAST, simulator
@@ -68,3 +68,17 @@ async def test_an_epoch_whose_model_expired_is_refused_with_a_clear_message(
         modal = await (await alice.click(epochs[1], label="Try it")).modal()
         offer = await (await alice.submit_modal(modal, prompt="sks dog")).reply()
         assert "Epoch 2" in offer.text and "Confirm" in str(offer.buttons)
+
+
+async def test_images_asked_for_in_a_thread_deleted_meanwhile_go_to_the_member(
+    stage: Stage, alice: StageMember, tmp_path: Path
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", **FAST, command_cooldown_seconds=0) as bot:
+        _, thread, epochs, _ = await finished_run(bot, stage, alice, tmp_path, epochs=1)
+        modal = await (await alice.click(epochs[0], label="Try it")).modal()
+        offer = await (await alice.submit_modal(modal, prompt="sks dog in a hat")).reply()
+        await stage.faults.delete_channel(thread)
+        await (await alice.click(offer, label="Confirm")).reply(lambda m: "Submitted" in m.text)
+        dm = await alice.wait_dm(lambda m: m.content.startswith("🎨"))
+        assert "sks dog in a hat" in dm.text and len(dm.attachments) == 1 and "SIMULATED" in dm.text
+        await generation_service(bot).idle()
