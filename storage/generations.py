@@ -18,7 +18,8 @@ from typing import Any
 import aiosqlite
 
 from storage.db import Database, from_db_time, placeholders
-from storage.models import LedgerKind, Payer, TokenSource
+from storage.ledger import spent_since
+from storage.models import Claim, ClaimRefusal, LedgerKind, Payer, SubmitLimits, TokenSource
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 ID_LENGTH = 10
@@ -115,6 +116,17 @@ def _from_row(row: aiosqlite.Row) -> Generation:
     )
 
 
+_INSERT_CHARGE = (
+    "INSERT OR IGNORE INTO spend_ledger (guild_id, user_id, generation_id, payer, kind, amount, at, recorded_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _charge_of(row: aiosqlite.Row) -> tuple[Any, ...]:
+    """The first columns of a generation's charge row (amount and times follow)."""
+    return (row["guild_id"], row["user_id"], row["id"], row["payer"], LedgerKind.CHARGE.value)
+
+
 class GenerationRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -149,12 +161,47 @@ class GenerationRepository:
         )
         return [_from_row(row) for row in rows]
 
-    async def claim(self, generation_id: str) -> bool:
-        """draft → submitting; True for exactly one caller however many press Confirm."""
-        return await self._move(generation_id, {GenerationStatus.DRAFT}, GenerationStatus.SUBMITTING)
+    async def claim(self, generation_id: str, limits: SubmitLimits | None = None) -> Claim:
+        """draft → submitting and reserve the price in the ledger, in one transaction, as a run's
+        claim does: one caller however many press Confirm, and two Confirms near a Buzz cap can
+        never both pass (``limits``' spend caps are checked with this price in the same
+        transaction). ``Claim.job`` is unused here; ``refusal`` None means this caller holds it."""
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            row = await session.one("SELECT * FROM generations WHERE id = ?", (generation_id,))
+            if row is None or row["status"] != GenerationStatus.DRAFT.value:
+                return Claim(None, ClaimRefusal.NOT_A_DRAFT)
+            generation = _from_row(row)
+            price = generation.price
+            if limits is not None and limits.daily_cap is not None:
+                spent = await spent_since(session, generation.guild_id, limits.day_start, user_id=generation.user_id)
+                if spent + price > limits.daily_cap:
+                    return Claim(None, ClaimRefusal.DAILY_CAP, used=spent, reserved=price)
+            if limits is not None and limits.monthly_cap is not None:
+                spent = await spent_since(session, generation.guild_id, limits.month_start)
+                if spent + price > limits.monthly_cap:
+                    return Claim(None, ClaimRefusal.MONTHLY_CAP, used=spent, reserved=price)
+            await session.run(
+                "UPDATE generations SET status = ?, updated_at = ? WHERE id = ?",
+                (GenerationStatus.SUBMITTING.value, now, generation_id),
+            )
+            await session.run(_INSERT_CHARGE, (*_charge_of(row), price, now, now))
+            return Claim(None, reserved=price)
 
     async def release_claim(self, generation_id: str) -> bool:
-        return await self._move(generation_id, {GenerationStatus.SUBMITTING}, GenerationStatus.DRAFT)
+        """submitting → draft, releasing the reservation: its submit surely created nothing."""
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            changed = await session.run(
+                "UPDATE generations SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+                (GenerationStatus.DRAFT.value, now, generation_id, GenerationStatus.SUBMITTING.value),
+            )
+            if changed:
+                await session.run(
+                    "DELETE FROM spend_ledger WHERE generation_id = ? AND kind = ?",
+                    (generation_id, LedgerKind.CHARGE.value),
+                )
+        return changed > 0
 
     async def discard(self, generation_id: str) -> bool:
         return await self._move(generation_id, {GenerationStatus.DRAFT}, GenerationStatus.DISCARDED)
@@ -172,12 +219,12 @@ class GenerationRepository:
                     " updated_at = ? WHERE id = ?",
                     (GenerationStatus.SUBMITTED.value, workflow_id, price, now, now, generation_id),
                 )
-                await session.run(
-                    "INSERT OR IGNORE INTO spend_ledger (guild_id, user_id, generation_id, payer, amount, kind, at,"
-                    " recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (row["guild_id"], row["user_id"], generation_id, row["payer"], price, LedgerKind.CHARGE.value,
-                     now, now),
-                )  # fmt: skip
+                # The reservation made at the claim becomes the price the submit answered with.
+                if not await session.run(_INSERT_CHARGE, (*_charge_of(row), price, now, now)):
+                    await session.run(
+                        "UPDATE spend_ledger SET amount = ?, recorded_at = ? WHERE generation_id = ? AND kind = ?",
+                        (price, now, generation_id, LedgerKind.CHARGE.value),
+                    )
             elif row["workflow_id"] != workflow_id:
                 return None
             updated = await session.one("SELECT * FROM generations WHERE id = ?", (generation_id,))

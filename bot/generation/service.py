@@ -49,7 +49,7 @@ from storage.generations import (
     NewGeneration,
     TryItAccess,
 )
-from storage.models import GuildSettings, Job
+from storage.models import ClaimRefusal, GuildSettings, Job
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class GenerationService:
         try:
             await self.policy.check_budget(settings, user_id, price)
         except TrainingRefused as exc:
-            raise GenerationRefused(exc.user_message.replace("This run costs", "These images cost")) from None
+            raise _for_images(exc) from None
 
     async def _whatif(self, account: PayingAccount, options: GenerationOptions) -> tuple[int, bool]:
         template = build_template(options, external_id=None, generation_id=None)
@@ -338,11 +338,13 @@ class GenerationService:
             await self.repo.discard(generation.id)
             raise GenerationConfirmationExpired()
         settings = await self._check_member(requester)
-        await self._check_budget(settings, generation.user_id, generation.price)
-        if not await self.repo.claim(generation.id):
+        claim = await self.repo.claim(generation.id, replace(self.policy.limits(settings), max_active=None))
+        if claim.refusal is ClaimRefusal.NOT_A_DRAFT:
             current = await self.repo.get(generation.id)
             assert current is not None
             return current, False
+        if claim.refusal is not None:
+            raise _for_images(self.policy.refusal(claim, settings))
         try:
             submitted = await self._submit(generation)
         except BaseException:
@@ -452,6 +454,11 @@ class GenerationService:
             images.append(files)
         message_id = await self.sink.post_images(current, images)
         await self.repo.finish(current.id, GenerationStatus.POSTED, message_id=message_id)
+
+
+def _for_images(refusal: TrainingRefused) -> GenerationRefused:
+    """A budget refusal worded for images instead of a run."""
+    return GenerationRefused(refusal.user_message.replace("This run costs", "These images cost"))
 
 
 def _expired_or(exc: OrchestratorValidationError, options: GenerationOptions) -> UserFacingError:

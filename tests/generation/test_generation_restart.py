@@ -50,7 +50,7 @@ async def test_a_restart_mid_submit_submits_charges_and_posts_once(
         # The crash: Confirm claimed the generation and its submit reached Civitai, but the answer
         # was lost before the bot recorded it.
         repo = generation_service(bot).repo
-        assert await repo.claim(generation_id)
+        assert (await repo.claim(generation_id)).refusal is None
         generation = await repo.get(generation_id)
         assert generation is not None
         template = build_template(

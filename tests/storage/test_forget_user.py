@@ -46,7 +46,7 @@ async def populate(store: Store, user_id: int, admin_id: int) -> None:
     # What Try it leaves: a generation they paid for (on another member's run) and their vote.
     generations = GenerationRepository(store.db)
     generation = await generations.create(new_generation(user_id, job_id=None))
-    assert await generations.claim(generation.id)
+    assert (await generations.claim(generation.id)).refusal is None
     await generations.mark_submitted(generation.id, f"wf-gen-{user_id}", 8)
     await generations.vote(job.id, admin_id, 1)
     others = await store.jobs.create(new_job(user_id=admin_id))
