@@ -22,7 +22,7 @@ from cogs.common import is_admin
 from cogs.errors import report_error
 from cogs.job_access import EPOCH, JOB, job_for, services_of
 from cogs.train_further import TrainFurtherButton
-from cogs.try_it import CompareButton, TryItButton, TryItSelect
+from cogs.try_it import CompareButton, OpenRunButton, TryItButton, TryItSelect
 from cogs.votes import PickButton, VoteSelect
 from storage.models import Job
 
@@ -156,6 +156,7 @@ def download_select(job_id: str, epochs: Sequence[int], *, picked: int | None = 
     view.add_item(TryItSelect(job_id, list(epochs)))
     view.add_item(VoteSelect(job_id, list(epochs)))
     view.add_item(CompareButton(job_id))
+    view.add_item(OpenRunButton(job_id))
     return view
 
 

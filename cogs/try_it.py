@@ -252,6 +252,22 @@ class CompareButton(JobButton, kind="compare", label="Compare epochs", style=dis
         await interaction.response.send_modal(CompareModal(job, epochs))
 
 
+class OpenRunButton(JobButton, kind="tryopen", label="Let everyone try it", style=discord.ButtonStyle.secondary):
+    """The owner's switch: every member may Try it / Compare on this run (pressing again undoes it)."""
+
+    async def clicked(self, interaction: discord.Interaction) -> None:
+        job = await job_for(interaction, self.job_id)
+        opened = await service_of(interaction).open_run(job, interaction.user.id)
+        text = (
+            "🎨 Every member can now try this run (they pay as the server's payer rule says). Press again to undo."
+            if opened
+            else "🔒 Only you and server admins can try this run again (unless the server lets members try every run)."
+        )
+        await interaction.response.send_message(
+            text + (f" · {SIMULATED_BADGE}" if job.simulated else ""), ephemeral=True
+        )
+
+
 # --- the confirmation -----------------------------------------------------------------------------
 
 

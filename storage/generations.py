@@ -279,6 +279,18 @@ class GenerationRepository:
             "generation_settings", "guild_id", guild_id, {"try_it": access.value, "updated_at": self.db.now()}
         )
 
+    async def set_run_open(self, job_id: str, open_to_members: bool) -> None:
+        """The owner lets every member try this run (or takes it back)."""
+        if open_to_members:
+            await self.db.run(
+                "INSERT OR IGNORE INTO try_it_runs (job_id, opened_at) VALUES (?, ?)", (job_id, self.db.now())
+            )
+        else:
+            await self.db.run("DELETE FROM try_it_runs WHERE job_id = ?", (job_id,))
+
+    async def run_is_open(self, job_id: str) -> bool:
+        return await self.db.one("SELECT 1 FROM try_it_runs WHERE job_id = ?", (job_id,)) is not None
+
     # --- votes and picks ------------------------------------------------------------------------
 
     async def vote(self, job_id: str, user_id: int, epoch: int) -> None:

@@ -67,9 +67,15 @@ class TryItNotAllowed(UserFacingError):
     def __init__(self, owner_id: int) -> None:
         super().__init__(
             f"On this server only <@{owner_id}>, who trained this LoRA, and server admins can try it. "
-            "A server admin can let every member try runs with `/admin settings try_it:members`.",
+            f"<@{owner_id}> can let everyone try this run (**Let everyone try it** on its final grid), "
+            "or a server admin every run with `/admin settings try_it:members`.",
             title="Not your run",
         )
+
+
+class OnlyTheOwnerOpens(UserFacingError):
+    def __init__(self, owner_id: int) -> None:
+        super().__init__(f"Only <@{owner_id}>, who trained this LoRA, can let everyone try it.", title="Not your run")
 
 
 class GenerationRefused(UserFacingError):
@@ -178,10 +184,18 @@ class GenerationService:
     # --- who may ---------------------------------------------------------------------------------
 
     async def check_try_access(self, job: Job, user_id: int, *, is_admin: bool) -> None:
-        if user_id == job.user_id or is_admin:
+        if user_id == job.user_id or is_admin or await self.repo.run_is_open(job.id):
             return
         if await self.repo.try_it_access(job.guild_id) is TryItAccess.OWNER:
             raise TryItNotAllowed(job.user_id)
+
+    async def open_run(self, job: Job, user_id: int) -> bool:
+        """The owner lets every member try this run, or takes it back; the new state."""
+        if user_id != job.user_id:
+            raise OnlyTheOwnerOpens(job.user_id)
+        opened = not await self.repo.run_is_open(job.id)
+        await self.repo.set_run_open(job.id, opened)
+        return opened
 
     async def _check_member(self, requester: Requester) -> GuildSettings:
         """Blocks and the required role, as for training (running jobs do not stop a generation)."""

@@ -45,6 +45,12 @@ CREATE TABLE generation_settings (
     updated_at TEXT NOT NULL
 );
 
+-- Runs whose owner let every member try them, whatever generation_settings.try_it says.
+CREATE TABLE try_it_runs (
+    job_id     TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+    opened_at  TEXT NOT NULL
+);
+
 -- One vote per member and run, changeable; the run owner's pick.
 CREATE TABLE epoch_votes (
     job_id       TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

@@ -25,6 +25,19 @@ async def test_members_try_it_only_when_allowed_and_blocks_and_caps_refuse(
         refused = await (await bob.click(epochs[0], label="Try it")).reply()
         assert refused.ephemeral and "Not your run" in refused.text and "/admin settings try_it:members" in refused.text
 
+        assert "Let everyone try it" in refused.text
+
+        # The owner can open this one run to everyone, and close it again; nobody else can.
+        not_bobs = await (await bob.click(final, label="Let everyone try it")).reply()
+        assert "Not your run" in not_bobs.text
+        opened = await (await alice.click(final, label="Let everyone try it")).reply()
+        assert "Every member can now try this run" in opened.text
+        await (await bob.click(epochs[0], label="Try it")).modal()  # a modal now, not a refusal
+        closed = await (await alice.click(final, label="Let everyone try it")).reply()
+        assert "Only you and server admins" in closed.text
+        again = await (await bob.click(epochs[0], label="Try it")).reply()
+        assert "Not your run" in again.text
+
         done = await (await admin.slash("admin settings", try_it="members")).reply()
         assert "every member" in done.text
         shown = await (await admin.slash("admin settings")).reply()
