@@ -15,50 +15,27 @@ from typing import Any, ClassVar, Self
 import discord
 
 from bot.errors import UserFacingError
-from cogs.buttons import NEVER
+from cogs.buttons import JOB_ID, NEVER, PersistentButton
 from cogs.errors import report_error
-from cogs.job_access import EPOCH, JOB
+from cogs.job_access import JOB
 
-Button = discord.ui.Button[discord.ui.View]
 Select = discord.ui.Select[discord.ui.View]
 MAX_SELECT_OPTIONS = 25
 
 
-class EpochButton(discord.ui.DynamicItem[Button], template=NEVER):
-    kind: ClassVar[str]
-    button_label: ClassVar[str]
-    button_emoji: ClassVar[str]
-
-    def __init_subclass__(cls, *, kind: str | None = None, label: str = "", emoji: str = "") -> None:
-        super().__init_subclass__(template=rf"ltb:{kind}:{JOB}:{EPOCH}" if kind else NEVER)
-        if kind:
-            cls.kind, cls.button_label, cls.button_emoji = kind, label, emoji
+class EpochButton(PersistentButton, key_pattern=rf"{JOB_ID}:[0-9]{{1,3}}"):
+    """A ``PersistentButton`` whose key is ``<job>:<epoch>``."""
 
     def __init__(self, job_id: str, number: int) -> None:
-        super().__init__(
-            discord.ui.Button(
-                label=self.button_label,
-                emoji=self.button_emoji,
-                style=discord.ButtonStyle.secondary,
-                custom_id=f"ltb:{self.kind}:{job_id}:{number}",
-            )
-        )
+        super().__init__(f"{job_id}:{number}")
         self.job_id, self.number = job_id, number
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(match["job"], int(match["n"]))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        try:
-            await self.clicked(interaction)
-        except Exception as exc:
-            await report_error(interaction, exc)
-
-    async def clicked(self, interaction: discord.Interaction) -> None:
-        raise NotImplementedError
+        job_id, _, number = match["key"].rpartition(":")
+        return cls(job_id, int(number))
 
 
 class EpochMenu(discord.ui.DynamicItem[Select], template=NEVER):

@@ -184,7 +184,7 @@ async def open_try_it(interaction: discord.Interaction, job_id: str, epoch: int)
         await report_error(interaction, exc)
 
 
-class TryItButton(EpochButton, kind="try", label="Try it", emoji="🎨"):
+class TryItButton(EpochButton, kind="try", label="Try it"):
     async def clicked(self, interaction: discord.Interaction) -> None:
         await open_try_it(interaction, self.job_id, self.number)
 

@@ -58,7 +58,7 @@ class VoteSelect(
         _cog(interaction).show_tally(job)
 
 
-class PickButton(EpochButton, kind="pick", label="Pick this epoch", emoji="⭐"):
+class PickButton(EpochButton, kind="pick", label="Pick this epoch"):
     async def clicked(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         job = await job_for(interaction, self.job_id)
