@@ -14,5 +14,8 @@ EXTENSIONS = [
     "cogs.jobs",
     "cogs.account",
     "cogs.admin",
+    "cogs.try_it",
+    "cogs.generate",
+    "cogs.votes",
     "cogs.job_posts",
 ]

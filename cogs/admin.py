@@ -27,6 +27,8 @@ from cogs.job_lists import DYNAMIC_ITEMS as LIST_ITEMS
 from cogs.job_lists import JobQuery, render_page
 from cogs.jobs import AUTOCOMPLETE_LIMIT, job_choice
 from cogs.replies import INFO_COLOUR, OK_COLOUR
+from cogs.try_it import TRY_IT_WORDS, set_try_it_access, try_it_access
+from storage.generations import TryItAccess
 from storage.models import ACTIVE_STATUSES, FORGOTTEN_MEMBER_ID, GuildSettings, Payer, ThreadMode
 
 # /admin limits option → (guild setting, words in replies and the audit line)
@@ -83,8 +85,16 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
 
     # --- overview ---------------------------------------------------------------------------------
     @app_commands.command(name="settings", description="Every training setting of this server")
-    async def settings(self, interaction: discord.Interaction) -> None:
+    @app_commands.describe(try_it="Who may press Try it on a run: its owner (default) or every member")
+    async def settings(
+        self, interaction: discord.Interaction, try_it: Literal["owner", "members"] | None = None
+    ) -> None:
         assert interaction.guild_id is not None
+        if try_it is not None:
+            await set_try_it_access(interaction, TryItAccess(try_it))
+            await self.audit(interaction, "settings.try_it", {"try_it": try_it})
+            await interaction.response.send_message(**ok("Try it", TRY_IT_WORDS[TryItAccess(try_it)] + "."))
+            return
         svc = services_of(interaction)
         store = svc.store
         lines = describe_settings(
@@ -97,7 +107,13 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         embed = discord.Embed(title="Training settings of this server", colour=INFO_COLOUR)
         for line in lines:
             embed.add_field(name=line.name, value=line.value + (" *(default)*" if line.default else ""), inline=False)
-        embed.set_footer(text="Change them with /admin channels, role, limits, payer, token, threads, log-channel")
+        access = await try_it_access(interaction)
+        default = " *(default)*" if access is TryItAccess.OWNER else ""
+        embed.add_field(name="Try it", value=TRY_IT_WORDS[access] + default, inline=False)
+        embed.set_footer(
+            text="Change them with /admin settings try_it, /admin channels, role, limits, payer, token, threads,"
+            " log-channel"
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     # --- where and who -----------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from cogs.common import is_admin
 from cogs.errors import report_error
 from cogs.job_access import EPOCH, JOB, job_for, services_of
 from cogs.train_further import TrainFurtherButton
+from cogs.try_it import CompareButton, OpenRunButton, TryItButton, TryItSelect
+from cogs.votes import PickButton, VoteSelect
 from storage.models import Job
 
 log = logging.getLogger(__name__)
@@ -105,13 +107,22 @@ class DownloadEpochButton(discord.ui.DynamicItem[Button], template=rf"ltb:dl:{JO
 
 
 class DownloadEpochSelect(discord.ui.DynamicItem[Select], template=rf"ltb:dlsel:{JOB}"):
-    def __init__(self, job_id: str, epochs: Sequence[int] = (), *, select: Select | None = None) -> None:
+    def __init__(
+        self, job_id: str, epochs: Sequence[int] = (), *, select: Select | None = None, picked: int | None = None
+    ) -> None:
         if select is None:
             shown = list(epochs)[-MAX_SELECT_OPTIONS:]
+            # The owner's pick comes first (not pre-selected: choosing a selected option sends nothing).
+            shown.sort(key=lambda n: n != picked)
             select = discord.ui.Select(
                 custom_id=f"ltb:dlsel:{job_id}",
                 placeholder="Download an epoch…",
-                options=[discord.SelectOption(label=f"Epoch {n}", value=str(n), emoji="⬇️") for n in shown],
+                options=[
+                    discord.SelectOption(
+                        label=f"Epoch {n}" + (" ⭐ picked" if n == picked else ""), value=str(n), emoji="⬇️"
+                    )
+                    for n in shown
+                ],
             )
         super().__init__(select)
         self.job_id = job_id
@@ -134,12 +145,18 @@ def epoch_view(job_id: str, number: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
     view.add_item(DownloadEpochButton(job_id, number))
     view.add_item(TrainFurtherButton(job_id, number))
+    view.add_item(TryItButton(job_id, number))
+    view.add_item(PickButton(job_id, number))
     return view
 
 
-def download_select(job_id: str, epochs: Sequence[int]) -> discord.ui.View:
+def download_select(job_id: str, epochs: Sequence[int], *, picked: int | None = None) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    view.add_item(DownloadEpochSelect(job_id, epochs))
+    view.add_item(DownloadEpochSelect(job_id, epochs, picked=picked))
+    view.add_item(TryItSelect(job_id, list(epochs)))
+    view.add_item(VoteSelect(job_id, list(epochs)))
+    view.add_item(CompareButton(job_id))
+    view.add_item(OpenRunButton(job_id))
     return view
 
 

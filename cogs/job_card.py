@@ -60,7 +60,9 @@ def _queue_and_eta(state: Mapping[str, Any] | None) -> tuple[str | None, str | N
     return queue_text, eta_text
 
 
-def job_card_embed(job: Job, *, user_mention: str | None = None, epochs_done: int | None = None) -> discord.Embed:
+def job_card_embed(
+    job: Job, *, user_mention: str | None = None, epochs_done: int | None = None, picked: int | None = None
+) -> discord.Embed:
     label, colour = STATUS_LABELS.get(job.status, (job.status.value, discord.Colour.default()))
     title = f"{job.name} · Flux.1 {job.variant.value} LoRA"
     if job.simulated:
@@ -86,6 +88,8 @@ def job_card_embed(job: Job, *, user_mention: str | None = None, epochs_done: in
         done = f" · epoch {epochs_done}/{epochs}" if epochs_done is not None and epochs else ""
         fraction = 1.0 if job.status is JobStatus.SUCCEEDED else job.progress
         embed.add_field(name="Progress", value=progress_bar(fraction) + done, inline=False)
+    if picked is not None:
+        embed.add_field(name="Picked epoch", value=f"⭐ Epoch {picked}, chosen by the trainer", inline=False)
     if job.status.active:
         queue, eta = _queue_and_eta(job.last_state)
         # Once training has started the queue is behind it; only the ETA still matters.

@@ -20,6 +20,7 @@ from cogs.job_cancel import cancel_prompt, job_buttons
 from cogs.job_card import job_card_embed, status_label
 from cogs.job_lists import DYNAMIC_ITEMS as LIST_ITEMS
 from cogs.job_lists import JobQuery, render_page
+from cogs.try_it import service_of
 from storage.models import ACTIVE_STATUSES, Job, JobStatus
 
 AUTOCOMPLETE_LIMIT = 25
@@ -57,8 +58,11 @@ class JobsCog(commands.GroupCog, group_name="jobs", group_description="Your LoRA
     async def show(self, interaction: discord.Interaction, job: str) -> None:
         found = await self._own(interaction, job)
         epochs = await services_of(interaction).store.epochs.posted_epochs(found.id)
+        picked = await service_of(interaction).repo.picked(found.id)
         await interaction.response.send_message(
-            embed=job_card_embed(found, epochs_done=len(epochs) or None), view=job_buttons(found), ephemeral=True
+            embed=job_card_embed(found, epochs_done=len(epochs) or None, picked=picked),
+            view=job_buttons(found),
+            ephemeral=True,
         )
 
     @app_commands.command(name="cancel", description="Cancel one of your running jobs (asks first)")

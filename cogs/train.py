@@ -13,10 +13,10 @@ from discord.ext import commands
 
 from bot.civitai import models as m
 from bot.civitai.training import TrainingOptions
-from bot.jobs.continuation import finished_loras
 from cogs.confirmation import fit_embeds, training_embed
 from cogs.confirmation_buttons import confirmation_view
 from cogs.context import requester_from, services_of
+from cogs.generate import lora_choices
 from cogs.intake import contact_sheet_file, dataset_embed, receive_dataset, show_dataset_report
 from cogs.progress import ProgressMessage, replace_with_error
 
@@ -154,9 +154,7 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
     async def continue_from_choices(
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
-        store = services_of(interaction).store
-        choices = await finished_loras(store, interaction.user.id, current)
-        return [app_commands.Choice(name=choice.label, value=choice.air) for choice in choices]
+        return await lora_choices(interaction, current)
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -94,6 +94,9 @@ class Store:
                 "UPDATE spend_ledger SET user_id = ? WHERE user_id = ?", (FORGOTTEN_MEMBER_ID, user_id)
             )
             removed["user_settings"] = await session.run("DELETE FROM user_settings WHERE user_id = ?", (user_id,))
+            # What they generated and their votes on others' runs (their ledger rows stay, as above).
+            removed["generations"] = await session.run("DELETE FROM generations WHERE user_id = ?", (user_id,))
+            removed["epoch_votes"] = await session.run("DELETE FROM epoch_votes WHERE user_id = ?", (user_id,))
             removed["guild_blocks"] = await session.run("DELETE FROM guild_blocks WHERE user_id = ?", (user_id,))
             await session.run("UPDATE guild_blocks SET blocked_by = NULL WHERE blocked_by = ?", (user_id,))
             # Details are free-form JSON: any value equal to the id (as number or text) names them.

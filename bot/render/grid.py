@@ -27,8 +27,10 @@ def comparison_grid(
     *,
     cell: int = 256,
     max_width: int = 2400,
+    row_label: str = "Epoch {}",
 ) -> bytes:
-    """Render ``samples`` ({epoch: [image bytes per prompt]}) as a labelled PNG grid."""
+    """Render ``samples`` ({epoch: [image bytes per prompt]}) as a labelled PNG grid
+    (``row_label`` formats each row's key: other grids label rows otherwise)."""
     epochs = sorted(samples)
     columns = max([len(prompts), *(len(v) for v in samples.values())], default=1) or 1
     cell = max(64, min(cell, (max_width - 120) // columns))
@@ -50,7 +52,7 @@ def comparison_grid(
 
     for row, epoch in enumerate(epochs):
         y = header_h + gap + row * (cell + gap)
-        draw.text((10, y + cell // 2 - 12), f"Epoch {epoch}", fill=TEXT, font=big)
+        draw.text((10, y + cell // 2 - 12), row_label.format(epoch), fill=TEXT, font=big)
         for col in range(columns):
             x = label_w + gap + col * (cell + gap)
             images = samples[epoch]

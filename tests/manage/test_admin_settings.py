@@ -145,7 +145,8 @@ async def test_settings_show_every_setting_and_which_are_defaults(
     fields = {f["name"]: f["value"] for f in before.embed["fields"]}
     assert fields["Runs at a time per member"] == "2 *(default)*"
     assert fields["Who pays"].endswith("*(default)*") and "SIMULATED" in fields["Who pays"]
-    assert len(fields) == 13
+    assert len(fields) == 14
+    assert fields["Try it"].startswith("only a run's owner") and fields["Try it"].endswith("*(default)*")
 
     await admin_says(admin, "admin limits", concurrent_jobs=3)
     await admin_says(admin, "admin payer", who="user")

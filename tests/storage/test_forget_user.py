@@ -8,8 +8,9 @@ from pathlib import Path
 import aiosqlite
 
 from storage import Store
-from storage.models import FORGOTTEN_MEMBER_ID
-from tests.storage.conftest import ADMIN, GUILD, OTHER_USER, USER, new_job
+from storage.generations import GenerationKind, GenerationRepository, NewGeneration
+from storage.models import FORGOTTEN_MEMBER_ID, Payer, TokenSource
+from tests.storage.conftest import ADMIN, CHANNEL, GUILD, OTHER_USER, USER, new_job
 
 
 async def rows_mentioning(path: Path, user_id: int) -> list[tuple[str, tuple[object, ...]]]:
@@ -42,6 +43,22 @@ async def populate(store: Store, user_id: int, admin_id: int) -> None:
     await store.audit.add(GUILD, admin_id, "member.block", {"reason": "test"}, subject_id=user_id)
     await store.audit.add(GUILD, admin_id, "job.cancel", {"owner": str(user_id)})
     await store.audit.add(GUILD, admin_id, "settings.limits", {"nested": {"by_user": [user_id]}})
+    # What Try it leaves: a generation they paid for (on another member's run) and their vote.
+    generations = GenerationRepository(store.db)
+    generation = await generations.create(new_generation(user_id, job_id=None))
+    assert (await generations.claim(generation.id)).refusal is None
+    await generations.mark_submitted(generation.id, f"wf-gen-{user_id}", 8)
+    await generations.vote(job.id, admin_id, 1)
+    others = await store.jobs.create(new_job(user_id=admin_id))
+    await generations.vote(others.id, user_id, 1)
+
+
+def new_generation(user_id: int, job_id: str | None) -> NewGeneration:
+    return NewGeneration(
+        guild_id=GUILD, channel_id=CHANNEL, user_id=user_id, job_id=job_id, kind=GenerationKind.TRY,
+        params={"prompt": "sks dog"}, payer=Payer.USER, token_source=TokenSource.USER, price_estimate=8,
+        price_quoted=8, simulated=False,
+    )  # fmt: skip
 
 
 async def test_forget_user_leaves_no_row_naming_them(store: Store, db_path: Path) -> None:
@@ -72,8 +89,8 @@ async def test_forgetting_a_member_keeps_the_servers_spend(store: Store) -> None
     since = datetime(2000, 1, 1, tzinfo=UTC)
     before = await store.ledger.spent_by_guild(GUILD, since)
     removed = await store.forget_user(USER)
-    assert removed["spend_ledger"] == 3
-    assert await store.ledger.spent_by_guild(GUILD, since) == before == 1850
+    assert removed["spend_ledger"] == 4  # the run's charge, settlement and credit, and a generation's charge
+    assert await store.ledger.spent_by_guild(GUILD, since) == before == 1850 + 8
     assert await store.ledger.spent_by_user(GUILD, USER, since) == 0
     [usage] = await store.ledger.usage_by_user(GUILD, since)
-    assert (usage.user_id, usage.spent) == (FORGOTTEN_MEMBER_ID, 1850)
+    assert (usage.user_id, usage.spent) == (FORGOTTEN_MEMBER_ID, 1850 + 8)

@@ -46,12 +46,15 @@ async def test_a_ten_epoch_run_posts_every_epoch_once_then_the_grid_and_one_dm(
             assert [b["custom_id"] for b in message.buttons] == [
                 f"ltb:dl:{job.id}:{number}",
                 f"ltb:more:{job.id}:{number}",
+                f"ltb:try:{job.id}:{number}",
+                f"ltb:pick:{job.id}:{number}",
             ]
             assert PROMPTS[0] in message.embed["description"]
 
         # The final message: the grid as an image and a menu to download any epoch.
         assert final.selects[0]["custom_id"] == f"ltb:dlsel:{job.id}"
         assert [o["value"] for o in final.selects[0]["options"]] == [str(n) for n in range(1, 11)]
+        assert final.selects[1]["custom_id"] == f"ltb:trysel:{job.id}"  # Try any epoch
         grid = stage.files(final)["grid.png"]
         width, height = image_size(grid)
         assert height > width / 2 and height > 10 * 64  # ten rows of epochs

@@ -8,12 +8,15 @@ import base64
 import binascii
 import io
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 from PIL import Image
 
+from bot.civitai.simulator import image_gen
 from bot.civitai.simulator.blobs import BlobUrlError, StoredBlob
 from bot.civitai.simulator.state import InsufficientBuzz, WorkflowRecord, blob_json
 from bot.civitai.simulator.validation import validate_template
@@ -110,14 +113,20 @@ async def submit(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError:
         return validation_problem({"$": ["The request body is not valid JSON."]})
-    plan, errors = validate_template(body, lambda blob_id: _blob_of(sim, token, blob_id) is not None)
-    if errors or plan is None:
+    create: Callable[[], WorkflowRecord]
+    if image_gen.is_image_gen(body):
+        plans, errors = image_gen.validate_image_gen(body, lambda blob_id: image_gen.lora_available(sim, blob_id))
+        create = partial(image_gen.create, sim, token, body, plans, whatif)
+    else:
+        plan, errors = validate_template(body, lambda blob_id: _blob_of(sim, token, blob_id) is not None)
+        create = partial(sim.create, token, body, plan, whatif)  # type: ignore[arg-type]  # None only with errors
+    if errors:
         return validation_problem(errors)
     existing = sim.existing(token, body.get("externalId"))
     if existing is not None:  # idempotent replay: no new workflow, no new charge
         return _json(existing, request, 200 if existing.terminal or existing.id is None else 202)
     try:
-        rec = sim.create(token, body, plan, whatif)
+        rec = create()
     except InsufficientBuzz as exc:
         return web.Response(status=403, text=str(exc), content_type="text/plain")
     if whatif:

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.civitai.simulator import image_gen
 from bot.civitai.simulator.blobs import BlobStore
 from bot.civitai.simulator.callbacks import CallbackDispatcher, status_events
 from bot.civitai.simulator.clock import SimClock
@@ -151,6 +152,8 @@ class Simulator:
 
     def render(self, rec: WorkflowRecord, base_url: str) -> dict[str, Any]:
         base = self.public_url or base_url
+        if isinstance(rec, image_gen.ImageGenRecord):
+            return image_gen.workflow_json(rec, lambda blob_id: self.blobs.sign(base, blob_id))
         return workflow_json(rec, lambda blob_id: self.blobs.sign(base, blob_id))
 
     def existing(self, token: str, external_id: str | None) -> WorkflowRecord | None:
@@ -186,6 +189,19 @@ class Simulator:
         run = Run(self, rec)
         self._runs[rec.id] = (run, asyncio.create_task(run(), name=f"run-{rec.id}"))
         return rec
+
+    def register_image_gen(self, rec: WorkflowRecord) -> None:
+        """Keep and charge an imageGen workflow (``image_gen.create`` renders its images)."""
+        account = self._accounts[rec.token]
+        if account.balance < rec.plan.total:
+            raise InsufficientBuzz(f"Insufficient buzz: this workflow costs {rec.plan.total} Buzz and the account "
+                                   f"has {account.balance}.")
+        assert rec.id is not None
+        if rec.external_id:
+            self._by_external[(rec.token, rec.external_id)] = rec
+        self._transact(rec, "debit", rec.plan.total)
+        self._records[rec.id] = rec
+        self.workflows[rec.id] = rec.template
 
     def set_status(self, rec: WorkflowRecord, status: str) -> None:
         if rec.terminal or rec.status == status:
