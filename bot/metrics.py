@@ -247,6 +247,11 @@ class BotMetrics:
         self.discord_send_failures = r.counter(
             "lorabot_discord_send_failures_total", "Discord messages or edits that could not be sent.", ["kind"]
         )
+        self.connections_closed = r.counter(
+            "lorabot_web_connections_closed_total",
+            "Connections the web server closed early, by reason (peer_limit, body_timeout).",
+            ["reason"],
+        )
         self.refresh_seconds = r.histogram(
             "lorabot_refresh_seconds", "Time to refresh one job from the orchestrator and act on the changes."
         )
