@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 
 import aiohttp
 import pytest
 
 from bot.hooks import hook_url
-from bot.metrics import BotMetrics, Registry
+from bot.metrics import BotMetrics, LoopLagMonitor, Registry
 from bot.web.server import WebServer
 from tests.web.conftest import MemorySink
 from tests.web.promtext import Family, parse, sample
@@ -115,3 +117,23 @@ async def test_metrics_endpoint_counts_callbacks(
     after = await scrape()
     assert sample(after, "lorabot_callbacks_received_total") == 2
     assert sample(after, "lorabot_callbacks_rejected_total", reason="unknown_hook") == 1
+
+
+async def test_a_stalled_loop_shows_in_the_loop_lag_histogram(
+    server: WebServer, client: aiohttp.ClientSession, metrics: BotMetrics
+) -> None:
+    monitor = LoopLagMonitor(metrics.loop_lag, interval=0.01)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # CPU work on the loop: every timer, command and callback waits behind it
+        await asyncio.sleep(0.05)
+    finally:
+        await monitor.stop()
+    async with client.get(f"{server.base_url}/metrics") as response:
+        families = parse(await response.text())
+    count = sample(families, "lorabot_event_loop_lag_seconds_count")
+    assert count >= 3
+    # The stall is one late sample of about 0.3 s; the others were on time.
+    assert sample(families, "lorabot_event_loop_lag_seconds_bucket", le="0.25") == count - 1
+    assert sample(families, "lorabot_event_loop_lag_seconds_sum") >= 0.25
