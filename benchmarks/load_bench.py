@@ -1,0 +1,357 @@
+"""Load on the whole bot: many members confirming at once, then a thousand runs to follow.
+
+    PYTHONPATH=. python benchmarks/load_bench.py [--members 50] [--runs 1000] [--images 6]
+        [--image-side 1024] [--speed 1]
+
+Everything runs on 127.0.0.1: the stage (the fake Discord of the tests) in this process, the
+orchestrator simulator as its own process (``python -m bot.civitai.simulator``) and the bot as
+``python -m bot`` in real mode against it (CIVITAI_TOKEN, ORCHESTRATOR_URL; no PUBLIC_URL, so
+datasets go up as blobs and runs are followed by long-polling).
+
+1. ``--members`` members run ``/train flux1`` with a zip of ``--images`` photos at once, wait for
+   their confirmation, then all press Confirm at once. Meanwhile a canary member runs ``/help``
+   every 250 ms. Printed: the canary's acknowledgement p99 and max while the checks run and
+   while the Confirms run, the time to each confirmation, Confirm → job card p50/p99 and the
+   bot's RSS. Targets: canary ack p99 ≤ 0.5 s during the Confirms.
+2. ``--runs`` more long runs are seeded: submitted to the simulator through the orchestrator
+   client and recorded in the bot's database as submitted jobs. The bot's next reconcile pass
+   picks them up and follows them all. Printed: RSS per followed run (bot RSS after the pass,
+   settled, minus before seeding) and the event-loop lag p99 during the pass, read from the
+   bot's own ``lorabot_event_loop_lag_seconds`` histogram on /metrics (bucket bounds, so "≤").
+   Targets: ≤ 0.2 MiB per followed run; loop lag p99 ≤ 100 ms.
+
+Figures only: nothing here asserts. Bounded by ``--max-seconds`` per wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import math
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bot.civitai.client import OrchestratorClient  # noqa: E402
+from bot.civitai.models import BlobsTrainingData, BlobTrainingItem  # noqa: E402
+from bot.civitai.training import build_training_input, training_workflow  # noqa: E402
+from storage import Store  # noqa: E402
+from storage.models import NewJob, Payer, TokenSource, Variant  # noqa: E402
+from tests.dataset_helpers import image_bytes  # noqa: E402
+from tests.stage import Attachment, Stage, StageMember  # noqa: E402
+from tests.stage.bots import BotProcess  # noqa: E402
+from tests.stage.model import Message  # noqa: E402
+from tests.stage.world import GuildSpec, MemberSpec, StageConfig  # noqa: E402
+
+TOKEN = "load-bench-operator-token"
+CANARY_EVERY = 0.25
+LAG_METRIC = "lorabot_event_loop_lag_seconds"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def dataset_zip(images: int, side: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for n in range(images):
+            archive.writestr(f"photos/img{n}.jpg", image_bytes(size=(side, side * 3 // 4)))
+            archive.writestr(f"photos/img{n}.txt", f"a photo of sks dog, pose {n}")
+    return out.getvalue()
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(port: int, speed: float, log: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log.open("ab") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.civitai.simulator", "--port", str(port), "--speed", str(speed),
+            "--balance", str(10**9), cwd=ROOT, stdout=out, stderr=out,
+        )
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                with contextlib.suppress(httpx.TransportError):
+                    await client.get(f"http://127.0.0.1:{port}/v2/consumer/workflows/none")
+                    break
+                await asyncio.sleep(0.05)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+# --- phase 1: members confirming at once, the canary asking for help ---------------------------
+
+
+@dataclass
+class Canary:
+    member: StageMember
+    acks: list[tuple[float, float]] = field(default_factory=list)  # (sent at, seconds to the ack)
+    unanswered: int = 0
+
+    async def run(self, stage: Stage, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            started = time.perf_counter()
+            handle = await self.member.slash("help")
+            try:
+                await stage.wait_for(
+                    lambda: handle.record.response_type, "the canary's ack", timeout=10, fail_on_problems=False
+                )
+                self.acks.append((started, time.perf_counter() - started))
+            except TimeoutError:
+                self.unanswered += 1
+            await asyncio.sleep(max(0.0, CANARY_EVERY - (time.perf_counter() - started)))
+
+    def during(self, start: float, end: float) -> list[float]:
+        return [seconds for sent, seconds in self.acks if start <= sent <= end]
+
+
+async def wait_each(
+    stage: Stage, members: list[StageMember], found: Callable[[StageMember], object], timeout: float
+) -> dict[int, float]:
+    """When ``found(member)`` first became true for each member (perf_counter), one watcher for all."""
+    seen: dict[int, float] = {}
+
+    def check() -> bool | None:
+        now = time.perf_counter()
+        for member in members:
+            if member.id not in seen and found(member):
+                seen[member.id] = now
+        return True if len(seen) == len(members) else None
+
+    with contextlib.suppress(TimeoutError):
+        await stage.wait_for(check, "every member", timeout=timeout, fail_on_problems=False)
+    return seen
+
+
+def confirmation_of(stage: Stage, member: StageMember) -> Message | None:
+    for message in stage.messages.values():
+        if message.visible_to == member.id and not message.deleted and not message.loading:
+            if any(b.get("label") == "Confirm" and not b.get("disabled") for b in message.buttons):
+                return message
+    return None
+
+
+def card_of(stage: Stage, member: StageMember) -> Message | None:
+    for message in stage.messages_in("general"):
+        if message.embeds and f"<@{member.id}>" in json.dumps(message.embeds):
+            return message
+    return None
+
+
+async def confirm_storm(stage: Stage, members: list[StageMember], canary: Canary, args: argparse.Namespace) -> None:
+    data = dataset_zip(args.images, args.image_side)
+    start = time.perf_counter()
+    for member in members:
+        await member.slash("train flux1", dataset=Attachment("dog.zip", data), trigger_word="sks", steps=2000)
+    shown = await wait_each(stage, members, lambda m: confirmation_of(stage, m), args.max_seconds)
+    checks_done = time.perf_counter()
+    to_confirmation = [at - start for at in shown.values()]
+
+    prompts = {m.id: confirmation_of(stage, m) for m in members if m.id in shown}
+    clicks_at = time.perf_counter()
+    await asyncio.gather(*(m.click(prompts[m.id], label="Confirm") for m in members if prompts.get(m.id)))
+    cards = await wait_each(stage, [m for m in members if m.id in prompts], lambda m: card_of(stage, m), args.max_seconds)
+    done = time.perf_counter()
+    to_card = [at - clicks_at for at in cards.values()]
+
+    print(f"phase 1: {len(members)} members, /train with {args.images} photos of {args.image_side} px, then Confirm")
+    print(f"  confirmations shown : {len(shown)}/{len(members)}; time to confirmation p50 "
+          f"{statistics.median(to_confirmation):.2f} s, max {max(to_confirmation):.2f} s" if to_confirmation else "")
+    if to_card:
+        print(f"  job cards           : {len(cards)}/{len(prompts)}; Confirm → card p50 {quantile(to_card, 0.5):.2f} s, "
+              f"p99 {quantile(to_card, 0.99):.2f} s, max {max(to_card):.2f} s")
+    for label, acks in (("checks", canary.during(start, checks_done)), ("Confirms", canary.during(clicks_at, done))):
+        if acks:
+            p99 = quantile(acks, 0.99)
+            target = f"  (target ≤ 0.5 s: {'met' if p99 <= 0.5 else 'NOT met'})" if label == "Confirms" else ""
+            print(f"  canary /help during the {label:8s}: {len(acks)} acks, p99 {p99:.3f} s, max {max(acks):.3f} s"
+                  + target)
+    failed = stage.take_failed_interactions()
+    print(f"  interactions that missed Discord's 3 s: {len(failed)}; canary unanswered: {canary.unanswered}")
+
+
+# --- phase 2: a thousand runs followed ------------------------------------------------------------
+
+
+async def seed_runs(sim_url: str, database: Path, guild_id: int, channel_id: int, count: int) -> None:
+    """``count`` long runs: submitted to the simulator, recorded as submitted jobs in the bot's store."""
+    async with OrchestratorClient(sim_url) as client:
+        session = client.session(TOKEN)
+        blobs = [await session.upload_blob(image_bytes(size=(256, 256)), filename=f"i{n}.jpg",
+                                           content_type="image/jpeg") for n in range(3)]
+        data = BlobsTrainingData(items=[BlobTrainingItem(air=b.air, caption="sks dog") for b in blobs])
+        training = build_training_input(data, steps=2000, epochs=10, trigger_word="sks")
+        store = await Store.open(database)
+        limit = asyncio.Semaphore(16)
+
+        async def one(n: int) -> None:
+            async with limit:
+                workflow = await session.submit(training_workflow(training, external_id=f"load-bench-{n}"))
+                job = await store.jobs.create(NewJob(
+                    guild_id=guild_id, channel_id=channel_id, user_id=900_000 + n, name=f"seeded-{n}",
+                    variant=Variant.DEV, params={"steps": 2000, "epochs": 10}, dataset_digest="ab" * 32,
+                    image_count=3, payer=Payer.OPERATOR, token_source=TokenSource.OPERATOR,
+                ))
+                await store.jobs.claim_for_submit(job.id)
+                await store.jobs.mark_submitted(job.id, str(workflow.id), None)
+
+        try:
+            await asyncio.gather(*(one(n) for n in range(count)))
+        finally:
+            await store.close()
+
+
+def histogram(text: str, name: str) -> dict[float, float]:
+    """Cumulative bucket counts of an unlabelled histogram on a /metrics page."""
+    buckets = {}
+    for line in text.splitlines():
+        if line.startswith(f"{name}_bucket{{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[math.inf if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def counter(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> tuple[float, int]:
+    """The bucket bound under which a fraction ``q`` of the samples taken between two scrapes fell."""
+    delta = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = delta[math.inf]
+    for bound, cumulative in delta.items():
+        if cumulative >= q * total:
+            return bound, int(total)
+    return math.inf, int(total)
+
+
+async def follow_many(bot: BotProcess, metrics_url: str, sim_url: str, stage: Stage, args: argparse.Namespace) -> None:
+    assert bot.process is not None
+    pid = bot.process.pid
+    async with httpx.AsyncClient(timeout=30) as http:
+        await asyncio.sleep(5)
+        before_rss = rss_mib(pid)
+        general = stage.channel("general")
+        await seed_runs(sim_url, bot.data_dir / "bot.sqlite3", stage.guild.id, general.id, args.runs)
+        page = (await http.get(metrics_url)).text
+        refreshes_at_seed = counter(page, "lorabot_refresh_seconds_count")
+        unfinished = args.runs + args.members
+        # The next reconcile pass refreshes every unfinished job: wait for that many refreshes.
+        lag_before = histogram(page, LAG_METRIC)
+        started = time.perf_counter()
+        while True:
+            page = (await http.get(metrics_url)).text
+            if counter(page, "lorabot_refresh_seconds_count") - refreshes_at_seed >= unfinished:
+                break
+            if time.perf_counter() - started > args.max_seconds + args.reconcile_interval:
+                print(f"  (the reconcile pass did not finish within {args.max_seconds:g} s)")
+                break
+            await asyncio.sleep(0.5)
+        pass_seconds = time.perf_counter() - started
+        lag_after = histogram(page, LAG_METRIC)
+        await asyncio.sleep(10)  # the pollers started by the pass settle into their long-polls
+        after_rss = rss_mib(pid)
+    lag_p99, samples = bucket_quantile(lag_before, lag_after, 0.99)
+    per_run = (after_rss - before_rss) / args.runs
+    print(f"phase 2: {args.runs} more runs seeded (simulator + store), followed by the reconcile pass")
+    print(f"  reconcile pass      : observed within {pass_seconds:.1f} s (pass interval {args.reconcile_interval:g} s)")
+    print(f"  bot RSS             : {before_rss:.1f} MiB before seeding, {after_rss:.1f} MiB following "
+          f"{unfinished} runs")
+    print(f"  RSS per followed run: {per_run:.3f} MiB  (target ≤ 0.2: {'met' if per_run <= 0.2 else 'NOT met'})")
+    print(f"  loop lag p99        : ≤ {lag_p99 * 1000:g} ms over {samples} samples during the pass "
+          f"(target ≤ 100 ms: {'met' if lag_p99 <= 0.1 else 'NOT met'})")
+
+
+async def run(args: argparse.Namespace) -> None:
+    names = [f"m{n:02d}" for n in range(args.members)]
+    world = GuildSpec(members=(*(MemberSpec(name) for name in names), MemberSpec("canary")))
+    config = StageConfig(guilds=(world,), wait_timeout_seconds=args.max_seconds)
+    sim_port, http_port = free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
+        async with simulator_process(sim_port, args.speed, Path(tmp) / "simulator.log"), Stage(config) as stage:
+            bot = BotProcess(
+                stage, Path(tmp) / "bot",
+                CIVITAI_MODE="real", CIVITAI_TOKEN=TOKEN, ORCHESTRATOR_URL=sim_url, HTTP_PORT=str(http_port),
+                COMMAND_COOLDOWN_SECONDS="0", RECONCILE_INTERVAL_SECONDS=str(args.reconcile_interval),
+                LOG_LEVEL="WARNING",
+            )
+            await bot.start()
+            try:
+                assert bot.process is not None
+                print(f"bot RSS after start: {rss_mib(bot.process.pid):.1f} MiB")
+                members = [stage.member(name) for name in names]
+                canary = Canary(stage.member("canary"))
+                stop = asyncio.Event()
+                canary_task = asyncio.create_task(canary.run(stage, stop))
+                try:
+                    await confirm_storm(stage, members, canary, args)
+                finally:
+                    stop.set()
+                    await canary_task
+                print(f"  bot RSS after the Confirms: {rss_mib(bot.process.pid):.1f} MiB")
+                if args.runs:
+                    await follow_many(bot, f"http://127.0.0.1:{http_port}/metrics", sim_url, stage, args)
+            finally:
+                await bot.stop()
+                for problem in stage.take_bot_errors()[:5]:
+                    print(f"  bot error: {problem}")
+                stage.take_violations()
+                stage.take_errors()
+                stage.take_failed_interactions()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--members", type=int, default=50, help="members pressing Confirm at once")
+    parser.add_argument("--runs", type=int, default=1000, help="runs seeded for phase 2 (0: skip it)")
+    parser.add_argument("--images", type=int, default=6, help="photos in each member's dataset")
+    parser.add_argument("--image-side", type=int, default=1024, help="long side of those photos")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulator speed (1: runs take an hour)")
+    parser.add_argument("--reconcile-interval", type=float, default=20.0, help="the bot's RECONCILE_INTERVAL_SECONDS")
+    parser.add_argument("--max-seconds", type=float, default=180.0, help="longest wait for any one step")
+    asyncio.run(run(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
