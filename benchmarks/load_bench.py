@@ -22,7 +22,7 @@ datasets go up as blobs and runs are followed by long-polling).
 
 ``--mode simulated`` runs phase 1 only, against the bot's in-process simulator (simulated mode,
 ``CIVITAI_MODE=simulate``): the simulator's own work then shares the bot's loop and memory, and
-the bot's RSS growth per run is printed (a minute after the Confirms: datasets loaded).
+the bot's RSS growth per run is printed (``--settle`` seconds after the Confirms: datasets loaded).
 
 Figures only: nothing here asserts. Bounded by ``--max-seconds`` per wait.
 """
@@ -300,19 +300,19 @@ async def follow_many(bot: BotProcess, metrics_url: str, sim_url: str, stage: St
     assert bot.process is not None
     pid = bot.process.pid
     async with httpx.AsyncClient(timeout=30) as http:
-        await asyncio.sleep(5)
+        await asyncio.sleep(args.settle)
         before_rss = rss_mib(pid)
         general = stage.channel("general")
         await seed_runs(sim_url, bot.data_dir / "bot.sqlite3", stage.guild.id, general.id, args.runs)
         page = (await http.get(metrics_url)).text
         refreshes_at_seed = counter(page, "lorabot_refresh_seconds_count")
         unfinished = args.runs + args.members
-        # The next reconcile pass refreshes every unfinished job: wait for that many refreshes.
+        # The next reconcile pass follows the new jobs, each refreshed at once: wait for that many.
         lag_before = histogram(page, LAG_METRIC)
         started = time.perf_counter()
         while True:
             page = (await http.get(metrics_url)).text
-            if counter(page, "lorabot_refresh_seconds_count") - refreshes_at_seed >= unfinished:
+            if counter(page, "lorabot_refresh_seconds_count") - refreshes_at_seed >= args.runs:
                 break
             if time.perf_counter() - started > args.max_seconds + args.reconcile_interval:
                 print(f"  (the reconcile pass did not finish within {args.max_seconds:g} s)")
@@ -320,7 +320,7 @@ async def follow_many(bot: BotProcess, metrics_url: str, sim_url: str, stage: St
             await asyncio.sleep(0.5)
         pass_seconds = time.perf_counter() - started
         lag_after = histogram(page, LAG_METRIC)
-        await asyncio.sleep(10)  # the pollers started by the pass settle into their long-polls
+        await asyncio.sleep(args.settle)  # the pollers started by the pass settle into their long-polls
         after_rss = rss_mib(pid)
     lag_p99, samples = bucket_quantile(lag_before, lag_after, 0.99)
     per_run = (after_rss - before_rss) / args.runs
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconcile-interval", type=float, default=20.0, help="the bot's RECONCILE_INTERVAL_SECONDS")
     parser.add_argument("--max-seconds", type=float, default=180.0, help="longest wait for any one step")
     parser.add_argument("--mode", choices=("real", "simulated"), default="real")
-    parser.add_argument("--settle", type=float, default=60.0, help="simulated mode: wait before the last RSS")
+    parser.add_argument("--settle", type=float, default=10.0, help="wait before reading the RSS")
     asyncio.run(run(parser.parse_args(argv)))
     return 0
 

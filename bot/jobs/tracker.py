@@ -27,7 +27,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from bot.civitai.client import OrchestratorClient, OrchestratorSession
+from bot.civitai.client import MAX_CONNECTIONS, OrchestratorClient, OrchestratorSession
 from bot.civitai.errors import OrchestratorError
 from bot.civitai.models import Workflow
 from bot.civitai.pricing import price_from_workflow
@@ -67,6 +67,10 @@ THREAD_GRACE = timedelta(minutes=2)
 # up (discarded) when nothing was found after the second.
 SUBMIT_RECOVERY_AFTER = timedelta(minutes=10)
 SUBMIT_GIVE_UP_AFTER = timedelta(hours=1)
+# Long-polls hold a pooled connection for their whole wait. Past this many at once the other
+# pollers just sleep: refreshes and submits always find a connection, and the client's pool
+# never queues hundreds of requests (its bookkeeping grows with queue × connections).
+LONG_POLLS_AT_ONCE = MAX_CONNECTIONS // 3
 # Refreshes in flight get this long to finish when the tracker stops.
 STOP_GRACE_SECONDS = 3.0
 MAX_HINT_LENGTH = 100
@@ -145,6 +149,7 @@ class Tracker:
         self._hints: dict[str, str] = {}
         self._reconciler: asyncio.Task[None] | None = None
         self._limit = asyncio.Semaphore(REFRESH_CONCURRENCY)
+        self._long_polls = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -277,11 +282,12 @@ class Tracker:
         Long-polling (``wait`` + ``until=change``) takes whole seconds; shorter waits just sleep.
         """
         job = await self.store.jobs.get(job_id)
-        if seconds < 1 or job is None or job.workflow_id is None:
+        if seconds < 1 or job is None or job.workflow_id is None or self._long_polls >= LONG_POLLS_AT_ONCE:
             await asyncio.sleep(seconds)
             return
         loop = asyncio.get_running_loop()
         started = loop.time()
+        self._long_polls += 1
         with about_job(job):
             try:
                 session = await self.session_for(job)
@@ -289,6 +295,8 @@ class Tracker:
             except (OrchestratorError, UserFacingError) as exc:
                 log.debug("Long-poll of job %s failed (%s); sleeping instead", job_id, type(exc).__name__)
                 await asyncio.sleep(max(0.0, seconds - (loop.time() - started)))
+            finally:
+                self._long_polls -= 1
 
     def _retry_later(self, job_id: str) -> None:
         """Something could not be done: refresh again after a backoff (callback mode)."""
