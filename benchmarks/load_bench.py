@@ -202,7 +202,10 @@ def card_of(stage: Stage, member: StageMember) -> Message | None:
     return None
 
 
-async def confirm_storm(stage: Stage, members: list[StageMember], canary: Canary, args: argparse.Namespace) -> None:
+async def confirm_storm(
+    stage: Stage, members: list[StageMember], canary: Canary, args: argparse.Namespace, pid: int
+) -> float:
+    """Returns the bot's RSS once every dataset was checked, just before the Confirms."""
     data = dataset_zip(args.images, args.image_side)
     start = time.perf_counter()
     for member in members:
@@ -214,6 +217,7 @@ async def confirm_storm(stage: Stage, members: list[StageMember], canary: Canary
     to_confirmation = [at - start for at in shown.values()]
 
     prompts = {m.id: confirmation_of(stage, m) for m in members if m.id in shown}
+    checked_rss = rss_mib(pid)
     clicks_at = time.perf_counter()
     clicks = [functools.partial(m.click, prompt, label="Confirm") for m in members if (prompt := prompts.get(m.id))]
     await asyncio.gather(*(act(stage, click) for click in clicks))
@@ -236,6 +240,8 @@ async def confirm_storm(stage: Stage, members: list[StageMember], canary: Canary
                   + target)
     set_aside_failures(stage)
     print(f"  interactions that missed Discord's 3 s: {len(MISSED)}; canary unanswered: {canary.unanswered}")
+    print(f"  bot RSS with every dataset checked, before the Confirms: {checked_rss:.1f} MiB")
+    return checked_rss
 
 
 # --- phase 2: a thousand runs followed ------------------------------------------------------------
@@ -363,16 +369,16 @@ async def run(args: argparse.Namespace) -> None:
                 stop = asyncio.Event()
                 canary_task = asyncio.create_task(canary.run(stage, stop))
                 try:
-                    await confirm_storm(stage, members, canary, args)
+                    checked_rss = await confirm_storm(stage, members, canary, args, bot.process.pid)
                 finally:
                     stop.set()
                     await canary_task
                 print(f"  bot RSS after the Confirms: {rss_mib(bot.process.pid):.1f} MiB")
                 if simulated:
                     await asyncio.sleep(args.settle)
-                    grown = rss_mib(bot.process.pid) - at_start
-                    print(f"  bot RSS {args.settle:g} s later: +{grown:.1f} MiB since start, "
-                          f"{grown / args.members:.2f} MiB per run (simulator included)")
+                    grown = rss_mib(bot.process.pid) - checked_rss
+                    print(f"  bot RSS {args.settle:g} s later: +{grown:.1f} MiB since the datasets were checked, "
+                          f"{grown / args.members:.2f} MiB per submitted, followed run (simulator included)")
                 elif args.runs:
                     await follow_many(bot, f"http://127.0.0.1:{http_port}/metrics", sim_url, stage, args)
             finally:
