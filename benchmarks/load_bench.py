@@ -36,6 +36,7 @@ import functools
 import io
 import json
 import math
+import os
 import socket
 import statistics
 import sys
@@ -82,6 +83,13 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """CPU time (user + system) of a process, or of one of its threads (the loop's is ``pid``)."""
+    path = f"/proc/{pid}/task/{thread}/stat" if thread else f"/proc/{pid}/stat"
+    fields = Path(path).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -207,7 +215,7 @@ async def confirm_storm(
 ) -> float:
     """Returns the bot's RSS once every dataset was checked, just before the Confirms."""
     data = dataset_zip(args.images, args.image_side)
-    start = time.perf_counter()
+    start, loop_cpu, all_cpu = time.perf_counter(), cpu_seconds(pid, pid), cpu_seconds(pid)
     for member in members:
         await act(stage, functools.partial(
             member.slash, "train flux1", dataset=Attachment("dog.zip", data), trigger_word="sks", steps=2000
@@ -218,12 +226,14 @@ async def confirm_storm(
 
     prompts = {m.id: confirmation_of(stage, m) for m in members if m.id in shown}
     checked_rss = rss_mib(pid)
-    clicks_at = time.perf_counter()
+    checks_cpu = cpu_seconds(pid, pid) - loop_cpu, cpu_seconds(pid) - all_cpu
+    clicks_at, loop_cpu, all_cpu = time.perf_counter(), cpu_seconds(pid, pid), cpu_seconds(pid)
     clicks = [functools.partial(m.click, prompt, label="Confirm") for m in members if (prompt := prompts.get(m.id))]
     await asyncio.gather(*(act(stage, click) for click in clicks))
     confirmed = [m for m in members if m.id in prompts]
     cards = await wait_each(stage, confirmed, lambda m: card_of(stage, m), args.max_seconds)
     done = time.perf_counter()
+    confirms_cpu = cpu_seconds(pid, pid) - loop_cpu, cpu_seconds(pid) - all_cpu
     to_card = [at - clicks_at for at in cards.values()]
 
     print(f"phase 1: {len(members)} members, /train with {args.images} photos of {args.image_side} px, then Confirm")
@@ -240,6 +250,9 @@ async def confirm_storm(
                   + target)
     set_aside_failures(stage)
     print(f"  interactions that missed Discord's 3 s: {len(MISSED)}; canary unanswered: {canary.unanswered}")
+    for label, (on_loop, in_all) in (("check", checks_cpu), ("Confirm", confirms_cpu)):
+        print(f"  bot CPU per {label:7s}: {on_loop / len(members) * 1000:6.1f} ms on the event loop's thread, "
+              f"{in_all / len(members) * 1000:6.1f} ms in all threads")
     print(f"  bot RSS with every dataset checked, before the Confirms: {checked_rss:.1f} MiB")
     return checked_rss
 
