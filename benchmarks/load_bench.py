@@ -37,6 +37,7 @@ import io
 import json
 import math
 import os
+import re
 import socket
 import statistics
 import sys
@@ -178,36 +179,50 @@ class Canary:
 
 
 async def wait_each(
-    stage: Stage, members: list[StageMember], found: Callable[[StageMember], object], seconds: float
-) -> dict[int, float]:
-    """When ``found(member)`` first became true for each member (perf_counter), one watcher for all."""
-    seen: dict[int, float] = {}
+    stage: Stage, members: list[StageMember], owner: Callable[[Message], int | None], seconds: float
+) -> dict[int, tuple[float, Message]]:
+    """When each member's message (as ``owner`` tells) first showed, and the message: one watcher
+    for all, looking only at messages new or changed since its last look (the stage shares this
+    process: a costly watcher would slow Discord itself down)."""
+    wanted = {member.id for member in members}
+    seen: dict[int, tuple[float, Message]] = {}
+    last = 0
 
     def check() -> bool | None:
-        now = time.perf_counter()
-        for member in members:
-            if member.id not in seen and found(member):
-                seen[member.id] = now
-        return True if len(seen) == len(members) else None
+        nonlocal last
+        now, newest = time.perf_counter(), last
+        for message in list(stage.messages.values()):
+            if message.revision > last:
+                newest = max(newest, message.revision)
+                who = owner(message)
+                if who in wanted and who not in seen:
+                    seen[who] = (now, message)
+        last = newest
+        return True if len(seen) == len(wanted) else None
 
     with contextlib.suppress(StageError):
         await stage.wait_for(check, "every member", timeout=seconds, fail_on_problems=False)
     return seen
 
 
-def confirmation_of(stage: Stage, member: StageMember) -> Message | None:
-    for message in stage.messages.values():
-        if message.visible_to == member.id and not message.deleted and not message.loading:
-            if any(b.get("label") == "Confirm" and not b.get("disabled") for b in message.buttons):
-                return message
-    return None
+def confirmation_owner(message: Message) -> int | None:
+    if message.visible_to is None or message.deleted or message.loading:
+        return None
+    confirm = any(b.get("label") == "Confirm" and not b.get("disabled") for b in message.buttons)
+    return message.visible_to if confirm else None
 
 
-def card_of(stage: Stage, member: StageMember) -> Message | None:
-    for message in stage.messages_in("general"):
-        if message.embeds and f"<@{member.id}>" in json.dumps(message.embeds):
-            return message
-    return None
+MENTION = re.compile(r"<@(\d+)>")
+
+
+def card_owner(channel_id: int) -> Callable[[Message], int | None]:
+    def owner(message: Message) -> int | None:
+        if message.channel_id != channel_id or not message.embeds:
+            return None
+        found = MENTION.search(json.dumps(message.embeds))
+        return int(found.group(1)) if found else None
+
+    return owner
 
 
 async def confirm_storm(
@@ -220,21 +235,21 @@ async def confirm_storm(
         await act(stage, functools.partial(
             member.slash, "train flux1", dataset=Attachment("dog.zip", data), trigger_word="sks", steps=2000
         ))
-    shown = await wait_each(stage, members, lambda m: confirmation_of(stage, m), args.max_seconds)
+    shown = await wait_each(stage, members, confirmation_owner, args.max_seconds)
     checks_done = time.perf_counter()
-    to_confirmation = [at - start for at in shown.values()]
+    to_confirmation = [at - start for at, _ in shown.values()]
 
-    prompts = {m.id: confirmation_of(stage, m) for m in members if m.id in shown}
+    prompts = {member_id: message for member_id, (_, message) in shown.items()}
     checked_rss = rss_mib(pid)
     checks_cpu = cpu_seconds(pid, pid) - loop_cpu, cpu_seconds(pid) - all_cpu
     clicks_at, loop_cpu, all_cpu = time.perf_counter(), cpu_seconds(pid, pid), cpu_seconds(pid)
     clicks = [functools.partial(m.click, prompt, label="Confirm") for m in members if (prompt := prompts.get(m.id))]
     await asyncio.gather(*(act(stage, click) for click in clicks))
     confirmed = [m for m in members if m.id in prompts]
-    cards = await wait_each(stage, confirmed, lambda m: card_of(stage, m), args.max_seconds)
+    cards = await wait_each(stage, confirmed, card_owner(stage.channel("general").id), args.max_seconds)
     done = time.perf_counter()
     confirms_cpu = cpu_seconds(pid, pid) - loop_cpu, cpu_seconds(pid) - all_cpu
-    to_card = [at - clicks_at for at in cards.values()]
+    to_card = [at - clicks_at for at, _ in cards.values()]
 
     print(f"phase 1: {len(members)} members, /train with {args.images} photos of {args.image_side} px, then Confirm")
     print(f"  confirmations shown : {len(shown)}/{len(members)}; time to confirmation p50 "
