@@ -243,12 +243,14 @@ async def confirm_storm(
     checked_rss = rss_mib(pid)
     checks_cpu = cpu_seconds(pid, pid) - loop_cpu, cpu_seconds(pid) - all_cpu
     clicks_at, loop_cpu, all_cpu = time.perf_counter(), cpu_seconds(pid, pid), cpu_seconds(pid)
+    stage_cpu = time.process_time()
     clicks = [functools.partial(m.click, prompt, label="Confirm") for m in members if (prompt := prompts.get(m.id))]
     await asyncio.gather(*(act(stage, click) for click in clicks))
     confirmed = [m for m in members if m.id in prompts]
     cards = await wait_each(stage, confirmed, card_owner(stage.channel("general").id), args.max_seconds)
     done = time.perf_counter()
     confirms_cpu = cpu_seconds(pid, pid) - loop_cpu, cpu_seconds(pid) - all_cpu
+    stage_cpu = time.process_time() - stage_cpu
     to_card = [at - clicks_at for at, _ in cards.values()]
 
     print(f"phase 1: {len(members)} members, /train with {args.images} photos of {args.image_side} px, then Confirm")
@@ -268,6 +270,8 @@ async def confirm_storm(
     for label, (on_loop, in_all) in (("check", checks_cpu), ("Confirm", confirms_cpu)):
         print(f"  bot CPU per {label:7s}: {on_loop / len(members) * 1000:6.1f} ms on the event loop's thread, "
               f"{in_all / len(members) * 1000:6.1f} ms in all threads")
+    print(f"  this process (the stage: Discord for {len(members) + 1} members, spec-checking every request) used "
+          f"{stage_cpu:.1f} s of CPU in the {done - clicks_at:.1f} s of the Confirms")
     print(f"  bot RSS with every dataset checked, before the Confirms: {checked_rss:.1f} MiB")
     return checked_rss
 
