@@ -99,8 +99,8 @@ class StoreSink:
     async def hook_secret_hash(self, job_id: str) -> str | None:
         return await self.jobs.hook_secret_hash(job_id)
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
-        await self.jobs.record_delivery(job_id, body_digest, outcome)
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
+        return await self.jobs.record_delivery(job_id, body_digest, outcome)
 
     async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         self.callbacks += 1
@@ -140,15 +140,16 @@ class SqliteHookSink:
         rows = list(await self.db.execute_fetchall("SELECT hook_secret_hash FROM jobs WHERE id = ?", (job_id,)))
         return str(rows[0][0]) if rows else None
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
-        await self._batcher.record_delivery(job_id, body_digest, outcome)
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
+        return await self._batcher.record_delivery(job_id, body_digest, outcome)
 
-    async def _write_deliveries(self, batch: Sequence[Delivery]) -> None:
+    async def _write_deliveries(self, batch: Sequence[Delivery]) -> set[str]:
         await self.db.executemany(
             "INSERT INTO deliveries (job_id, body_sha256, outcome) VALUES (?, ?, ?)",
             [(d.job_id, d.body_digest, str(d.outcome)) for d in batch],
         )
         await self.db.commit()
+        return set()  # the benchmark never deletes a job
 
     async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         self.callbacks += 1  # the tracker's refresh is out of scope: it runs after the answer
@@ -173,8 +174,9 @@ class MemoryHookSink:
     async def hook_secret_hash(self, job_id: str) -> str | None:
         return self.hashes.get(job_id)
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
         self.deliveries.append((job_id, body_digest, outcome))
+        return True
 
     async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         self.callbacks += 1

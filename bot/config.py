@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     public_url: str | None = None
     http_host: str = "0.0.0.0"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    # Slow or idle clients must not hold connections: a request head must arrive this soon after
+    # connecting or after the previous answer (aiohttp's keep-alive timer covers both)…
+    http_idle_timeout_seconds: float = Field(default=15.0, gt=0)
+    # …a callback body this soon after its head, and one address holds this many connections.
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_max_connections_per_peer: int = Field(default=64, ge=1)
 
     # Storage and secrets
     data_dir: Path = Path("./data")

@@ -10,6 +10,8 @@ metrics (CPU, memory, file descriptors, garbage collection) and ``lorabot_build_
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import platform
@@ -31,6 +33,9 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Event-loop lag: most samples are well under a millisecond; anything near 3 s loses interactions.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LOOP_LAG_INTERVAL_SECONDS = 0.05
 
 # A "<name>_created" series beside every counter and histogram doubles the page for a timestamp
 # nobody graphs; the bot's counters start with the process (process_start_time_seconds).
@@ -215,11 +220,22 @@ class BotMetrics:
         self.discord_send_failures = r.counter(
             "lorabot_discord_send_failures_total", "Discord messages or edits that could not be sent.", ["kind"]
         )
+        self.connections_closed = r.counter(
+            "lorabot_web_connections_closed_total",
+            "Connections the web server closed early, by reason (peer_limit, body_timeout).",
+            ["reason"],
+        )
         self.refresh_seconds = r.histogram(
             "lorabot_refresh_seconds", "Time to refresh one job from the orchestrator and act on the changes."
         )
         self.dataset_downloads = r.counter(
             "lorabot_dataset_downloads_total", "Requests for signed dataset URLs, by outcome.", ["outcome"]
+        )
+        self.loop_lag = r.histogram(
+            "lorabot_event_loop_lag_seconds",
+            "How late the event loop woke a timer (sampled every 50 ms): time it spent on CPU work "
+            "that held up every other command, callback and Discord event.",
+            buckets=LOOP_LAG_BUCKETS,
         )
         self.retention_removed = r.counter(
             "lorabot_retention_removed_total", "Expired things the periodic cleanup removed, by kind.", ["kind"]
@@ -230,3 +246,35 @@ class BotMetrics:
         self.orchestrator_calls.inc(operation=operation)
         if error_kind is not None:
             self.orchestrator_errors.inc(kind=error_kind)
+
+
+class LoopLagMonitor:
+    """Samples the running loop's lag into ``lorabot_event_loop_lag_seconds``.
+
+    A timer asked for in ``interval`` seconds that fires later than that was held up by whatever
+    ran on the loop meanwhile (hashing, JSON of large bodies, image work): the same wait a slash
+    command or a callback would have had. ``start``/``stop`` run it as a background task.
+    """
+
+    def __init__(self, histogram: Histogram, interval: float = LOOP_LAG_INTERVAL_SECONDS) -> None:
+        self.histogram = histogram
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._sample(), name="loop-lag-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(self.interval)
+            self.histogram.observe(max(0.0, loop.time() - asked - self.interval))

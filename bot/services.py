@@ -27,7 +27,7 @@ from bot.jobs.policy import Cooldowns
 from bot.jobs.submission import TrainingService
 from bot.jobs.tracker import Tracker
 from bot.logging_setup import register_secret
-from bot.metrics import BotMetrics
+from bot.metrics import BotMetrics, LoopLagMonitor
 from bot.retention import Retention
 from bot.secretbox import SecretBox
 from bot.web.server import WebServer
@@ -66,6 +66,8 @@ class Services:
     retention: Retention
     # Follows submitted runs; started by the cog that shows its events (cogs.job_posts).
     tracker: Tracker
+    # Samples the event loop's lag into /metrics (lorabot_event_loop_lag_seconds).
+    loop_lag: LoopLagMonitor
 
     @classmethod
     async def start(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -158,8 +160,10 @@ class Services:
                 accounts=accounts,
                 retention=Retention(settings, store, datasets, clock, metrics=metrics),
                 tracker=tracker,
+                loop_lag=LoopLagMonitor(metrics.loop_lag),
             )
             services.retention.start()
+            services.loop_lag.start()
             stack.pop_all()  # started: from now on close() owns the shutdown
         return services
 
@@ -170,6 +174,7 @@ class Services:
     async def close(self) -> None:
         """Stop the clean-up and callbacks first, then the tracker, the orchestrator client, the database."""
         try:
+            await self.loop_lag.stop()
             await self.audit.close()
             with contextlib.suppress(Exception):
                 await self.retention.stop()

@@ -42,6 +42,12 @@ MEANINGS: dict[str, str] = {
     "No port, no query. Unset: jobs are followed by polling.",
     "http_host": "Address the embedded web server listens on.",
     "http_port": "Port of the embedded web server (`/hooks`, `/datasets`, `/healthz`, `/metrics`).",
+    "http_idle_timeout_seconds": "A connection is closed when it has not sent a complete request head this long "
+    "after connecting or after its previous answer (slow headers, idle keep-alive).",
+    "http_body_timeout_seconds": "Time a callback's body may take to arrive once its head has; "
+    "slower ones get 408 and the connection is closed.",
+    "http_max_connections_per_peer": "Most simultaneous connections from one address; more are refused. "
+    "Behind a reverse proxy every connection comes from the proxy: raise it to the proxy's own limit.",
     "data_dir": "Where the database, the generated `secret.key`, kept datasets and temporary files live.",
     "secret_key": "Encrypts stored tokens and signs URLs. Unset: generated once into `DATA_DIR/secret.key` "
     "(back it up with the database).",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from storage.db import Database, from_db_time, to_db_time
+from storage.db import Database, from_db_time, placeholders, to_db_time
 from storage.models import Delivery, PostedEpoch
 
 
@@ -98,14 +98,22 @@ class DeliveryRepository:
         )
         return Delivery(delivery_id, job_id, from_db_time(now), body_digest, outcome)
 
-    async def record_many(self, deliveries: Sequence[tuple[str, str, str]]) -> None:
-        """Record ``(job_id, body_digest, outcome)`` rows in one transaction (group commit)."""
+    async def record_many(self, deliveries: Sequence[tuple[str, str, str]]) -> set[str]:
+        """Record ``(job_id, body_digest, outcome)`` rows in one transaction (group commit).
+
+        Rows of jobs that no longer exist are skipped, not failed (one deleted job must not fail
+        the whole group); returns those job ids.
+        """
         now = self.db.now()
+        job_ids = sorted({job_id for job_id, _, _ in deliveries})
         async with self.db.transaction() as session:
+            rows = await session.all(f"SELECT id FROM jobs WHERE id IN ({placeholders(job_ids)})", job_ids)
+            existing = {str(row["id"]) for row in rows}
             await session.run_many(
                 "INSERT INTO callback_deliveries (job_id, received_at, body_digest, outcome) VALUES (?, ?, ?, ?)",
-                [(job_id, now, body_digest, outcome) for job_id, body_digest, outcome in deliveries],
+                [(job_id, now, digest, outcome) for job_id, digest, outcome in deliveries if job_id in existing],
             )
+        return set(job_ids) - existing
 
     async def for_job(self, job_id: str, limit: int = 50) -> list[Delivery]:
         """The job's most recent deliveries, newest first."""

@@ -42,6 +42,9 @@ BLOBS = "/v2/consumer/blobs"
 # A held request (``wait``) must end well before the client gives up on it.
 WAIT_MARGIN_SECONDS = 5.0
 DEFAULT_DOWNLOAD_LIMIT = 1024 * 1024 * 1024
+# Connections to the orchestrator at once (httpx's default); long-polls hold one for their wait,
+# so the tracker keeps them to a share of this (``LONG_POLLS_AT_ONCE``).
+MAX_CONNECTIONS = 100
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -158,6 +161,9 @@ class OrchestratorClient:
             event_hooks=dict(event_hooks or {}),
             headers={"User-Agent": "lora-trainer-bot", "Accept": "application/json"},
             follow_redirects=False,
+            # Keep every pooled connection alive between calls: with the default (20) a busy bot
+            # (long-polls, uploads) closes and reconnects dozens of connections a second.
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS),
         )
 
     def session(self, token: SecretStr | str) -> OrchestratorSession:

@@ -242,7 +242,7 @@ class TrainingService:
         self.policy.check_size(guild, steps=options.steps, epochs=options.epochs)
         account = await self.paying_account(requester)
         if not options.sample_prompts:
-            prompts = default_sample_prompts(dataset.zip_path, options.trigger_word)
+            prompts = await asyncio.to_thread(default_sample_prompts, dataset.zip_path, options.trigger_word)
             options = replace(options, sample_prompts=tuple(prompts))
         breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
         pricing = await self._whatif_price(account, options, dataset.digest, dataset.image_count, breakdown)
@@ -572,7 +572,9 @@ class TrainingService:
                 blob = await session.upload_blob(data, filename=name, content_type=content_type)
             return m.BlobTrainingItem(air=blob.air, caption=caption)
 
-        tasks = [upload(item.name, data, item.caption) for item, data in iter_images(path)]
+        # Reading (and inflating) the zip's entries is disk and CPU work: off the event loop.
+        images = await asyncio.to_thread(lambda: list(iter_images(path)))
+        tasks = [upload(item.name, data, item.caption) for item, data in images]
         return m.BlobsTrainingData(items=list(await asyncio.gather(*tasks)))
 
     def dataset_path(self, job: Job) -> Path:

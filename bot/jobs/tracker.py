@@ -36,7 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.audit import AuditTrail
-from bot.civitai.client import OrchestratorClient, OrchestratorSession
+from bot.civitai.client import MAX_CONNECTIONS, OrchestratorClient, OrchestratorSession
 from bot.civitai.errors import NotFound, OrchestratorError
 from bot.civitai.models import TrainingEpoch, Workflow
 from bot.civitai.pricing import price_from_workflow
@@ -75,6 +75,10 @@ REFRESH_CONCURRENCY = 8
 # A job is not posted about until its card and thread exist; this long after the submit, posts
 # go wherever they can (the thread never came: DMs).
 THREAD_GRACE = timedelta(minutes=2)
+# Long-polls hold a pooled connection for their whole wait. Past this many at once the other
+# pollers just sleep: refreshes and submits always find a connection, and the client's pool
+# never queues hundreds of requests (its bookkeeping grows with queue × connections).
+LONG_POLLS_AT_ONCE = MAX_CONNECTIONS // 3
 # Refreshes in flight get this long to finish when the tracker stops.
 STOP_GRACE_SECONDS = 3.0
 MAX_HINT_LENGTH = 100
@@ -159,6 +163,7 @@ class Tracker:
         self._hints: dict[str, str] = {}
         self._reconciler: asyncio.Task[None] | None = None
         self._limit = asyncio.Semaphore(REFRESH_CONCURRENCY)
+        self._long_polls = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -293,11 +298,12 @@ class Tracker:
         Long-polling (``wait`` + ``until=change``) takes whole seconds; shorter waits just sleep.
         """
         job = await self.store.jobs.get(job_id)
-        if seconds < 1 or job is None or job.workflow_id is None:
+        if seconds < 1 or job is None or job.workflow_id is None or self._long_polls >= LONG_POLLS_AT_ONCE:
             await asyncio.sleep(seconds)
             return
         loop = asyncio.get_running_loop()
         started = loop.time()
+        self._long_polls += 1
         with about_job(job):
             try:
                 session = await self.session_for(job)
@@ -305,6 +311,8 @@ class Tracker:
             except (OrchestratorError, UserFacingError) as exc:
                 log.debug("Long-poll of job %s failed (%s); sleeping instead", job_id, type(exc).__name__)
                 await asyncio.sleep(max(0.0, seconds - (loop.time() - started)))
+            finally:
+                self._long_polls -= 1
 
     def _retry_later(self, job_id: str) -> None:
         """Something could not be done: refresh again after a backoff (callback mode)."""

@@ -26,8 +26,10 @@ class HookJobs(Protocol):
         """The stored SHA-256 of the job's hook secret, or None for an unknown job."""
         ...
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
-        """Keep a record of an authenticated delivery (duplicates are normal: deliveries are retried)."""
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
+        """Keep a record of an authenticated delivery (duplicates are normal: deliveries are retried).
+
+        False when the job no longer exists (deleted after its secret was checked): nothing kept."""
         ...
 
 

@@ -4,6 +4,12 @@ Callbacks follow DESIGN §5: a callback is only a hint, so the handler authentic
 it, schedules the tracker's refresh and answers at once. Unknown job or bad secret: 404 and
 nothing done. Permanent problems (bad JSON): 200, so the orchestrator does not retry forever.
 Transient internal failures (the store raising): 503, so it retries later.
+
+Nobody holds a connection for long: a request head must arrive within HTTP_IDLE_TIMEOUT_SECONDS
+(aiohttp's keep-alive timer, armed at connect and after each answer), a callback body within
+HTTP_BODY_TIMEOUT_SECONDS, and one address holds at most HTTP_MAX_CONNECTIONS_PER_PEER
+connections. A body the handler does not read (413, 404, 408) is never drained: the connection
+is closed after the answer.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from bot.hooks import DOCTOR_PROBE_PATH, doctor_proof, verify_hook_secret
 from bot.logging_setup import job_context
 from bot.metrics import CONTENT_TYPE, BotMetrics
 from bot.web.access_log import RedactingAccessLogger
+from bot.web.connections import PeerLimit
 from bot.web.protocols import DatasetFiles, DeliveryOutcome, HookSink
 from bot.web.signing import SignatureCheck, check_dataset_signature, dataset_signing_key
 
@@ -67,7 +74,8 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
 def _parse_payload(body: bytes) -> tuple[dict[str, Any] | None, DeliveryOutcome]:
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's stack (`[[[[…`), as malformed as any.
         return None, DeliveryOutcome.BAD_JSON
     if not isinstance(payload, dict):
         return None, DeliveryOutcome.NOT_OBJECT
@@ -76,6 +84,12 @@ def _parse_payload(body: bytes) -> tuple[dict[str, Any] | None, DeliveryOutcome]
 
 def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text + "\n")
+
+
+def _closing(response: web.Response) -> web.Response:
+    """Answer, then close: whatever the client still sends is not read (lingering is off)."""
+    response.force_close()
+    return response
 
 
 class WebServer:
@@ -96,6 +110,11 @@ class WebServer:
         self._secret_key = ensure_secret_key(settings).get_secret_value()
         self._signing_key = dataset_signing_key(self._secret_key)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self.peers = PeerLimit(
+            settings.http_max_connections_per_peer,
+            on_refused=lambda: metrics.connections_closed.inc(reason="peer_limit"),
+        )
         self._port: int | None = None
         self._callbacks: set[asyncio.Task[None]] = set()
         self._known_hashes: dict[str, tuple[str, float]] = {}
@@ -118,19 +137,28 @@ class WebServer:
             access_log_class=RedactingAccessLogger,
             handle_signals=False,
             shutdown_timeout=STOP_GRACE_SECONDS,
+            keepalive_timeout=self.settings.http_idle_timeout_seconds,
+            # aiohttp otherwise reads and discards an unread body for 10 s (100 MiB on a fast link).
+            lingering_time=0,
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.settings.http_host, self.settings.http_port)
+        assert runner.server is not None
         try:
-            await site.start()
+            # aiohttp's Server is the protocol factory; PeerLimit counts connections in front of it.
+            self._listener = await asyncio.get_running_loop().create_server(
+                self.peers.factory(runner.server), self.settings.http_host, self.settings.http_port
+            )
         except OSError:
             await runner.cleanup()
             raise
         self._runner = runner
-        self._port = int(runner.addresses[0][1])  # the real port, also when HTTP_PORT is 0
+        self._port = int(self._listener.sockets[0].getsockname()[1])  # the real port, also when HTTP_PORT is 0
         log.info("Web server listening on %s:%s", self.settings.http_host, self._port)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -177,15 +205,23 @@ class WebServer:
             return self._reject("unknown_hook", 404, "not found")
 
         try:
-            body = await _read_capped(request, MAX_HOOK_BODY_BYTES)
+            async with asyncio.timeout(self.settings.http_body_timeout_seconds):
+                body = await _read_capped(request, MAX_HOOK_BODY_BYTES)
         except _BodyTooLarge:
-            return self._reject("too_large", 413, "callback body too large")
+            return _closing(self._reject("too_large", 413, "callback body too large"))
+        except TimeoutError:
+            self.metrics.connections_closed.inc(reason="body_timeout")
+            return _closing(self._reject("body_timeout", 408, "callback body not received in time"))
         payload, outcome = _parse_payload(body)
         try:
-            await self.hooks.record_delivery(job_id, hashlib.sha256(body).hexdigest(), outcome)
+            recorded = await self.hooks.record_delivery(job_id, hashlib.sha256(body).hexdigest(), outcome)
         except Exception:
             log.exception("Could not record a callback for job %s; asking the orchestrator to retry", job_id)
             return self._reject("unavailable", 503, "temporarily unavailable")
+        if not recorded:
+            # Deleted since its secret hash was cached (forget, retention): unknown now.
+            self._known_hashes.pop(job_id, None)
+            return self._reject("unknown_hook", 404, "not found")
         if payload is None:
             log.warning("Callback for job %s is not a JSON object (%s); ignored", job_id, outcome)
             return self._reject(str(outcome), 200, f"ignored: {outcome}")

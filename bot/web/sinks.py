@@ -30,8 +30,8 @@ class ComposedHookSink:
     async def hook_secret_hash(self, job_id: str) -> str | None:
         return await self.jobs.hook_secret_hash(job_id)
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
-        await self.jobs.record_delivery(job_id, body_digest, outcome)
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
+        return await self.jobs.record_delivery(job_id, body_digest, outcome)
 
     async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         await self.target.on_callback(job_id, payload)
@@ -48,15 +48,15 @@ class StoreHookJobs:
     def __post_init__(self) -> None:
         self.batcher = DeliveryBatcher(self._write)
 
-    async def _write(self, deliveries: Sequence[Delivery]) -> None:
-        await self.store.deliveries.record_many([(d.job_id, d.body_digest, str(d.outcome)) for d in deliveries])
+    async def _write(self, deliveries: Sequence[Delivery]) -> set[str]:
+        return await self.store.deliveries.record_many([(d.job_id, d.body_digest, str(d.outcome)) for d in deliveries])
 
     async def hook_secret_hash(self, job_id: str) -> str | None:
         job = await self.store.jobs.get(job_id)
         return job.hook_secret_hash if job is not None else None
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
-        await self.batcher.record_delivery(job_id, body_digest, outcome)
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
+        return await self.batcher.record_delivery(job_id, body_digest, outcome)
 
 
 async def job_counts_by_status(store: Store) -> dict[tuple[str, ...], float]:
@@ -70,8 +70,8 @@ class NoTrackedJobs:
     async def hook_secret_hash(self, job_id: str) -> str | None:
         return None
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
-        return None
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
+        return False
 
 
 class LoggingCallbackTarget:

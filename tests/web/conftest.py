@@ -45,10 +45,13 @@ class MemorySink:
             raise RuntimeError("database is locked")
         return self.hashes.get(job_id)
 
-    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> None:
+    async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
         if self.fail_record:
             raise RuntimeError("disk I/O error")
+        if job_id not in self.hashes:
+            return False  # deleted since its hash was read
         self.deliveries.append((job_id, body_digest, outcome))
+        return True
 
     async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
         if self.release is not None:

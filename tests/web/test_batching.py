@@ -17,14 +17,16 @@ class Writer:
     def __init__(self) -> None:
         self.batches: list[list[Delivery]] = []
         self.fail: Exception | None = None
+        self.gone: set[str] = set()  # jobs deleted: the store skips their rows
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def __call__(self, batch: Sequence[Delivery]) -> None:
+    async def __call__(self, batch: Sequence[Delivery]) -> set[str]:
         await self.gate.wait()
         if self.fail is not None:
             raise self.fail
-        self.batches.append(list(batch))
+        self.batches.append([d for d in batch if d.job_id not in self.gone])
+        return {d.job_id for d in batch} & self.gone
 
 
 async def test_a_lone_delivery_is_written_at_once() -> None:
@@ -84,3 +86,14 @@ async def test_flush_waits_for_the_writes_in_progress() -> None:
     await asyncio.wait_for(batcher.flush(), 2)
     assert sum(len(batch) for batch in writer.batches) == 3
     await asyncio.gather(*waiters)
+
+
+async def test_each_caller_learns_whether_its_job_still_existed() -> None:
+    writer = Writer()
+    writer.gone = {"2"}
+    batcher = DeliveryBatcher(writer)
+    writer.gate.clear()
+    waiters = [asyncio.create_task(batcher.record_delivery(str(i), "a", ACCEPTED)) for i in range(1, 4)]
+    await asyncio.sleep(0.01)
+    writer.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiters), 2) == [True, False, True]

@@ -97,6 +97,9 @@ async def test_oversized_body_is_413(server: WebServer, sink: MemorySink, client
         (b"{not json", DeliveryOutcome.BAD_JSON),
         (b"\xff\xfe\x00", DeliveryOutcome.BAD_JSON),
         (b"[1, 2]", DeliveryOutcome.NOT_OBJECT),
+        # Deeper than the interpreter's recursion limit: json raises RecursionError, not ValueError.
+        (b"[" * 30_000 + b"]" * 30_000, DeliveryOutcome.BAD_JSON),
+        (b'{"a":' * 10_000 + b"1" + b"}" * 10_000, DeliveryOutcome.BAD_JSON),
     ],
 )
 async def test_permanent_problems_are_200_recorded_as_rejected(

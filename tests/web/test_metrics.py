@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from importlib.metadata import version
 
 import aiohttp
 import pytest
 
 from bot.hooks import hook_url
-from bot.metrics import BotMetrics, Registry
+from bot.metrics import BotMetrics, LoopLagMonitor, Registry
 from bot.web.server import WebServer
 from tests.web.conftest import MemorySink
 from tests.web.promtext import Family, parse, sample
@@ -129,6 +131,8 @@ BOT_METRICS = {
     "lorabot_refresh_seconds",
     "lorabot_dataset_downloads_total",
     "lorabot_retention_removed_total",
+    "lorabot_web_connections_closed_total",
+    "lorabot_event_loop_lag_seconds",
 }
 
 
@@ -141,3 +145,23 @@ async def test_the_standard_client_adds_runtime_metrics_and_build_info_and_keeps
     ((_, labels, value),) = families["lorabot_build_info"].samples
     assert value == 1 and labels["version"] == version("lora-trainer-bot") and labels["python"].startswith("3.")
     assert not [name for name in families if name.endswith("_created")]
+
+
+async def test_a_stalled_loop_shows_in_the_loop_lag_histogram(
+    server: WebServer, client: aiohttp.ClientSession, metrics: BotMetrics
+) -> None:
+    monitor = LoopLagMonitor(metrics.loop_lag, interval=0.01)
+    monitor.start()
+    try:
+        await asyncio.sleep(0.05)
+        time.sleep(0.3)  # noqa: ASYNC251 - the stall under test: everything on the loop waits behind it
+        await asyncio.sleep(0.05)
+    finally:
+        await monitor.stop()
+    async with client.get(f"{server.base_url}/metrics") as response:
+        families = parse(await response.text())
+    count = sample(families, "lorabot_event_loop_lag_seconds_count")
+    assert count >= 3
+    # The stall is one late sample of about 0.3 s; the others were on time.
+    assert sample(families, "lorabot_event_loop_lag_seconds_bucket", le="0.25") == count - 1
+    assert sample(families, "lorabot_event_loop_lag_seconds_sum") >= 0.25

@@ -29,12 +29,13 @@ def _background(rng: random.Random) -> Image.Image:
     return Image.composite(Image.new("RGB", gradient.size, bottom), Image.new("RGB", gradient.size, top), gradient)
 
 
-def render_sample(source: Image.Image | None, prompt: str, epoch: int, epochs: int, seed: str) -> bytes:
-    """A JPEG derived from a dataset image (tinted less as the epochs go on), labelled with the
-    prompt and the epoch so a person can tell the samples apart."""
+def render_sample(source: bytes | None, prompt: str, epoch: int, epochs: int, seed: str) -> bytes:
+    """A JPEG derived from a dataset image's thumbnail (JPEG bytes; tinted less as the epochs go
+    on), labelled with the prompt and the epoch so a person can tell the samples apart."""
     rng = _seeded(seed, prompt)
     if source is not None:
-        image = ImageOps.fit(source.convert("RGB"), (SAMPLE_SIZE, SAMPLE_SIZE))
+        with Image.open(io.BytesIO(source)) as thumb:
+            image = ImageOps.fit(thumb.convert("RGB"), (SAMPLE_SIZE, SAMPLE_SIZE))
         tint = Image.new("RGB", image.size, tuple(rng.randrange(0, 256) for _ in range(3)))
         image = Image.blend(image, tint, 0.6 * (1 - epoch / max(epochs, 1)) + 0.1)
     else:

@@ -10,11 +10,9 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from PIL import Image
-
 from bot.civitai.simulator.artifacts import SAMPLE_SIZE, build_safetensors, render_sample
 from bot.civitai.simulator.callbacks import progress_event, step_event
-from bot.civitai.simulator.dataset import THUMBNAILS, DatasetError, fetch_zip, route_url, thumbnail
+from bot.civitai.simulator.dataset import THUMBNAILS, DatasetError, fetch_zip, route_url, thumbnails
 from bot.civitai.simulator.state import WorkflowRecord
 
 if TYPE_CHECKING:
@@ -103,15 +101,15 @@ class Run:
             self.rec.preceding_jobs = max(0, slices - 1 - i)
             self.rec.touch()
 
-    async def _load_dataset(self) -> list[Image.Image]:
+    async def _load_dataset(self) -> list[bytes]:
         sim, plan = self.sim, self.rec.plan
         data = plan.input["trainingData"]
         if data["type"] == "zip":
             sim.dataset_fetches.append(data["sourceUrl"])
             url = route_url(data["sourceUrl"], sim.host_routes)
             return await fetch_zip(sim.http_session(), url, data["count"])
-        images = [thumbnail(sim.blobs.read(blob_id)) for blob_id in plan.blob_ids[:THUMBNAILS]]
-        return [image for image in images if image is not None]
+        images = [sim.blobs.read(blob_id) for blob_id in plan.blob_ids[:THUMBNAILS]]
+        return await asyncio.to_thread(thumbnails, images)  # decoding photos: off the loop
 
     async def _moderate(self) -> bool:
         rec = self.rec
@@ -143,7 +141,7 @@ class Run:
         if announce:
             self.sim.callbacks.emit(self.rec, [step_event(self.rec)])
 
-    async def _train(self, thumbs: list[Image.Image]) -> None:
+    async def _train(self, thumbs: list[bytes]) -> None:
         sim, rec, timings = self.sim, self.rec, self.sim.timings
         plan = rec.plan
         start, samples_time = sim.clock.now(), len(plan.prompts) * timings.per_sample
@@ -170,7 +168,7 @@ class Run:
         self.rec.touch()
         self.sim.callbacks.emit(self.rec, [progress_event(self.rec)])
 
-    async def _produce(self, number: int, thumbs: list[Image.Image]) -> None:
+    async def _produce(self, number: int, thumbs: list[bytes]) -> None:
         """Render the epoch's samples and model file off the event loop, then store them."""
         sim, rec = self.sim, self.rec
         plan, epoch = rec.plan, rec.epochs[number - 1]

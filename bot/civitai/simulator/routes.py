@@ -228,15 +228,24 @@ async def _read_upload(request: web.Request) -> bytes:
     return await request.read()
 
 
+def _image_info(data: bytes) -> tuple[str, tuple[int, int]]:
+    """Format and size of an uploaded image, decoded so a damaged one is refused (a JPEG at a
+    reduced scale: all of its data is still read, in an eighth of the memory per side)."""
+    with Image.open(io.BytesIO(data)) as image:
+        fmt, size = (image.format or "").lower(), image.size
+        image.draft("RGB", (size[0] // 8, size[1] // 8))
+        image.load()
+        return fmt, size
+
+
 async def upload_blob(request: web.Request) -> web.Response:
     sim = _sim(request)
     data = await _read_upload(request)
     if not data:
         return problem(400, "Bad Request", "Send the file as multipart/form-data (a part with a filename).")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            fmt, size = (image.format or "").lower(), image.size
+        # Decoding a photo takes tens of ms: off the loop, which serves every other request.
+        fmt, size = await asyncio.to_thread(_image_info, data)
     except (OSError, ValueError, Image.DecompressionBombError):
         return problem(415, "Unsupported Media Type", "Only images (JPEG, PNG, WebP) can be uploaded.")
     content_type = Image.MIME.get(fmt.upper(), "application/octet-stream")
