@@ -15,8 +15,10 @@ from aiohttp import web
 from PIL import Image
 
 from bot.civitai.simulator.blobs import BlobUrlError, StoredBlob
+from bot.civitai.simulator.captioning import is_captioning
+from bot.civitai.simulator.captioning import validate as validate_captioning
 from bot.civitai.simulator.state import InsufficientBuzz, WorkflowRecord, blob_json
-from bot.civitai.simulator.validation import validate_template
+from bot.civitai.simulator.validation import TrainingPlan, validate_template
 
 if TYPE_CHECKING:
     from bot.civitai.simulator.server import Simulator
@@ -110,7 +112,11 @@ async def submit(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError:
         return validation_problem({"$": ["The request body is not valid JSON."]})
-    plan, errors = validate_template(body, lambda blob_id: _blob_of(sim, token, blob_id) is not None)
+    plan: TrainingPlan | None
+    if is_captioning(body):
+        plan, errors = validate_captioning(body)
+    else:
+        plan, errors = validate_template(body, lambda blob_id: _blob_of(sim, token, blob_id) is not None)
     if errors or plan is None:
         return validation_problem(errors)
     existing = sim.existing(token, body.get("externalId"))
