@@ -23,6 +23,7 @@ from bot.jobs.submission import (
     TrainingService,
 )
 from cogs.buttons import JobButton
+from cogs.captions_edit import EditCaptionsButton
 from cogs.confirmation import cancelled_embed, closed_embed, merge_warnings, shown_warnings, training_embed
 from cogs.context import requester_from, services_of
 from cogs.errors import report_error
@@ -36,7 +37,7 @@ PROMPTS_INPUT_LIMIT = 4000  # Discord: a text input holds at most 4000 character
 
 def confirmation_view(job_id: str, *, disabled: bool = False) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for item in (ConfirmButton(job_id), PromptsButton(job_id), DiscardButton(job_id)):
+    for item in (ConfirmButton(job_id), PromptsButton(job_id), EditCaptionsButton(job_id), DiscardButton(job_id)):
         item.item.disabled = disabled
         view.add_item(item)
     return view

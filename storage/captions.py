@@ -168,3 +168,22 @@ class CaptionRunRepository:
 
     async def set_free_threshold(self, guild_id: int, buzz: int) -> None:
         await self.db.upsert("guild_caption_settings", "guild_id", guild_id, {"caption_buzz": buzz})
+
+    async def replace_draft_dataset(self, job_id: str, digest: str, image_count: int) -> bool:
+        """Point a draft at its re-captioned dataset and bump its revision in the same UPDATE, so a
+        Confirm showing the older captions submits nothing (False once the job is no longer a draft)."""
+        changed = await self.db.run(
+            "UPDATE jobs SET dataset_digest = ?, image_count = ?, revision = revision + 1, updated_at = ?"
+            " WHERE id = ? AND status = 'draft'",
+            (digest, image_count, self.db.now(), job_id),
+        )
+        return changed > 0
+
+    async def latest_draft_id(self, guild_id: int, user_id: int) -> str | None:
+        """The member's newest training draft in this server (what `/dataset captions` edits)."""
+        row = await self.db.one(
+            "SELECT id FROM jobs WHERE guild_id = ? AND user_id = ? AND status = 'draft'"
+            " ORDER BY created_at DESC LIMIT 1",
+            (guild_id, user_id),
+        )
+        return str(row[0]) if row is not None else None

@@ -27,6 +27,7 @@ from bot.civitai import models as m
 from bot.civitai.client import OrchestratorSession
 from bot.civitai.errors import OrchestratorServerError, OrchestratorUnreachable, RateLimited
 from bot.civitai.pricing import price_from_workflow
+from bot.dataset.check import check_zip
 from bot.dataset.report import DatasetResult
 from bot.errors import UserFacingError
 from bot.jobs.dataset_files import dataset_items
@@ -145,6 +146,29 @@ class CaptioningService:
         if not await self.store.captions.move(run.id, CaptionRunStatus.DRAFT, CaptionRunStatus.SUBMITTING):
             return None
         return await self._carry_on(run, await self.training.paying_account(requester), progress)
+
+    async def attach(self, run_id: str, requester: Requester, progress: Progress | None = None
+                     ) -> CaptionOutcome | None:  # fmt: skip
+        """A run already started: followed to its end (after a restart too), or its stored
+        result once it has one. None while it is being submitted or when it was cancelled."""
+        run = await self.own_run(run_id, requester)
+        if run.status is CaptionRunStatus.SUCCEEDED:
+            return await self._stored_outcome(run)
+        if run.status is CaptionRunStatus.FAILED:
+            raise CaptioningFailed(run.failure or "The captioning run failed.", title="Captioning failed")
+        if run.status is CaptionRunStatus.RUNNING:
+            return await self._carry_on(run, await self.training.paying_account(requester), progress)
+        return None
+
+    async def _stored_outcome(self, run: CaptionRun) -> CaptionOutcome:
+        path = self.datasets.path_for(run.result_digest or "")
+        if path is None or run.summary is None:
+            raise CaptioningUnavailable("The captioned dataset is no longer stored. Run the command again.")
+        dataset = await asyncio.to_thread(
+            check_zip, path, self.settings, trigger_word=run.trigger_word, store=self.datasets,
+            source=f"{run.context.get('source', 'dataset')} (captioned)",
+        )  # fmt: skip
+        return CaptionOutcome(run, dataset, CaptionSummary.from_dict(run.summary))
 
     async def resume(self, on_done: Callable[[CaptionRun, CaptionOutcome | None], Awaitable[None]] | None = None
                      ) -> int:  # fmt: skip

@@ -20,3 +20,7 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     services = await Services.start(settings)
     yield services
     await services.close()
+
+
+# The /train stage fixtures: the real bot on the stage with a fast in-process simulator.
+from tests.train.conftest import bot_settings, trainer  # noqa: E402, F401
