@@ -158,3 +158,21 @@ async def test_uploaded_captions_apply_to_the_current_draft(
     await alice.wait_ephemeral(submitted)
     items = training_body(trainer)["steps"][0]["input"]["trainingData"]["items"]
     assert [item.get("caption") for item in items] == ["sks, first", "sks, second", "sks, third"]
+
+
+async def test_under_the_servers_caption_buzz_it_runs_without_asking_and_counts_against_caps(
+    stage: Stage, trainer: TrainerBot, alice: StageMember, admin: StageMember
+) -> None:
+    said = await (await admin.slash("admin limits", caption_buzz=10)).reply()
+    assert "auto-captioning without asking, up to (Buzz): 0 → **10**" in said.text
+    await alice.slash("train flux1", dataset=Attachment("d.zip", captioned_zip(4)), auto_caption="missing")
+    shown = await confirmation(alice)  # straight to training: 8 Buzz of captions is under 10
+    assert "0 kept · 4 generated" in shown.text
+    assert [c["amount"] for c in charges(trainer) if c["type"] == "debit"] == [8]
+
+    # Those 8 Buzz count against the member's daily cap, like training: 4 more would pass 10.
+    await (await admin.slash("admin limits", user_daily_buzz=10)).reply()
+    ix = await alice.slash("dataset check", dataset=Attachment("e.zip", captioned_zip(2)), auto_caption="missing")
+    refused = await ix.reply(lambda m: m.embeds and "day" in m.text and not m.buttons)
+    assert "10" in refused.text and "8" in refused.text
+    assert len(captioning_bodies(trainer)) == 1 and len(charges(trainer)) == 1
