@@ -174,6 +174,8 @@ class Services:
         """Stop the clean-up and callbacks first, then the tracker, the orchestrator client, the database."""
         try:
             await self.audit.close()
+            if "captioning" in self.__dict__:  # built on first use
+                await self.captioning.stop()
             with contextlib.suppress(Exception):
                 await self.retention.stop()
             if self.web is not None:

@@ -8,7 +8,9 @@ buttons work from the custom id alone, like the training confirmation's.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 import time
 from typing import Any
 
@@ -30,6 +32,8 @@ from cogs.intake import contact_sheet_file, dataset_embed
 from cogs.job_card import SIMULATED_BADGE
 from cogs.progress import ProgressMessage
 from cogs.replies import OK_COLOUR
+
+log = logging.getLogger(__name__)
 
 RUN_ID = r"cap[0-9a-f]{1,32}"
 AUTO_CAPTION_HELP = "Caption images with AI first: missing (only uncaptioned ones) or all (default off)"
@@ -182,5 +186,35 @@ class CaptionCancelButton(PersistentButton, kind="caption-cancel", label="Cancel
             await tell(interaction, "These images are already being captioned (or were): it can't be cancelled now.")
 
 
+class CaptionResume(commands.Cog):
+    """Finishes, at start-up, the captioning runs a restart interrupted: the workflow is followed
+    again (never submitted or charged again) and its result stored, so pressing **Caption** once
+    more on the member's message shows the captions."""
+
+    def __init__(self, bot: commands.Bot) -> None:
+        self.bot = bot
+        self.task: asyncio.Task[int] | None = None
+
+    async def cog_load(self) -> None:
+        services = getattr(self.bot, "services", None)
+        if services is not None:
+            self.task = asyncio.create_task(services.captioning.resume(), name="caption-resume")
+            self.task.add_done_callback(_log_resume)
+
+    async def cog_unload(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+def _log_resume(task: asyncio.Task[int]) -> None:
+    if task.cancelled():
+        return
+    if (error := task.exception()) is not None:
+        log.warning("Resuming captioning runs failed: %s", type(error).__name__)
+    elif task.result():
+        log.info("Resumed %d captioning run(s) interrupted by a restart", task.result())
+
+
 async def setup(bot: commands.Bot) -> None:
     bot.add_dynamic_items(CaptionButton, CaptionCancelButton)
+    await bot.add_cog(CaptionResume(bot))

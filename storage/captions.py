@@ -52,23 +52,11 @@ class NewCaptionRun:
 
 
 @dataclass(frozen=True)
-class CaptionRun:
+class CaptionRun(NewCaptionRun):
     id: str
-    guild_id: int
-    channel_id: int
-    user_id: int
-    source_digest: str
-    mode: str
-    style: str
-    trigger_word: str | None
-    images: list[str]
-    context: dict[str, Any]
-    payer: Payer
-    simulated: bool
     external_id: str
     workflow_id: str | None
     status: CaptionRunStatus
-    price_quoted: float | None
     price_charged: float | None
     result_digest: str | None
     summary: dict[str, Any] | None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,8 @@ class CaptioningService:
         self.datasets = training.datasets
         self.policy = training.policy
         self.orchestrator = training.orchestrator
+        # Tasks following a run now: stopped with the process (the run resumes at the next start).
+        self._following: set[asyncio.Task[Any]] = set()
 
     # Before anything is spent
 
@@ -185,11 +187,31 @@ class CaptioningService:
             except UserFacingError as exc:
                 log.warning("caption run %s could not resume: %s", run.id, exc.user_message)
                 outcome = None
+            except Exception as exc:  # one run's trouble must not stop the others; Caption retries it
+                log.warning("caption run %s could not resume: %s", run.id, type(exc).__name__)
+                outcome = None
             if on_done is not None:
                 await on_done(run, outcome)
         return len(runs)
 
+    async def stop(self) -> None:
+        """Stop following runs (the process is shutting down); they resume at the next start."""
+        for task in list(self._following):
+            task.cancel()
+
     async def _carry_on(self, run: CaptionRun, account: PayingAccount, progress: Progress | None) -> CaptionOutcome:
+        task = asyncio.current_task()
+        if task is not None:
+            self._following.add(task)
+        try:
+            return await self._submit_and_follow(run, account, progress)
+        finally:
+            if task is not None:
+                self._following.discard(task)
+
+    async def _submit_and_follow(
+        self, run: CaptionRun, account: PayingAccount, progress: Progress | None
+    ) -> CaptionOutcome:
         session = self.orchestrator.session(account.token)
         options = self.options_of(run)
         source = self._source_path(run)
@@ -223,7 +245,7 @@ class CaptioningService:
         self,
         session: OrchestratorSession,
         workflow_id: str,
-        names: list[str],
+        names: Sequence[str],
         options: CaptionOptions,
         progress: Progress | None,
     ) -> list[StepResult]:

@@ -39,9 +39,7 @@ async def chunks_of(data: bytes) -> AsyncIterator[bytes]:
 def sidecars(zip_bytes_or_path: Any) -> dict[str, str]:
     """{image name: caption} of a zip (its ``.txt`` files)."""
     with zipfile.ZipFile(zip_bytes_or_path) as archive:
-        return {
-            name[:-4]: archive.read(name).decode("utf-8") for name in archive.namelist() if name.endswith(".txt")
-        }
+        return {name[:-4]: archive.read(name).decode("utf-8") for name in archive.namelist() if name.endswith(".txt")}
 
 
 def assert_valid_captioning_requests(bodies: list[dict[str, Any]]) -> None:
