@@ -72,10 +72,12 @@ def offer_embed(quote: CaptionQuote) -> discord.Embed:
     return embed
 
 
-def captions_embed(summary: CaptionSummary, *, simulated: bool) -> discord.Embed:
-    return discord.Embed(
-        title=_badge(simulated, "Captions"), description="\n".join(summary.lines())[:3000], colour=OK_COLOUR
-    )
+EDIT_HINT = "Read and change them with **Edit captions** below, or send an edited file with `/dataset captions`."
+
+
+def captions_embed(summary: CaptionSummary, *, simulated: bool, editable: bool) -> discord.Embed:
+    lines = summary.lines() + ([EDIT_HINT] if editable else [])
+    return discord.Embed(title=_badge(simulated, "Captions"), description="\n".join(lines)[:3000], colour=OK_COLOUR)
 
 
 def captions_file(summary: CaptionSummary) -> discord.File:
@@ -150,8 +152,9 @@ async def carry_on(
 ) -> None:
     """What the command does with the captioned dataset: the training confirmation, or the report."""
     context, result = outcome.run.context, outcome.dataset
-    section = captions_embed(outcome.summary, simulated=outcome.run.simulated)
-    if context.get("command") == "train":
+    train = context.get("command") == "train"
+    section = captions_embed(outcome.summary, simulated=outcome.run.simulated, editable=train)
+    if train:
         # Imported here: /train imports this module for its options and the captioning offer.
         from cogs.train import present_training
 

@@ -61,12 +61,17 @@ async def render_page(
 
 
 def page_view(job_id: str, page: int, pages: int) -> discord.ui.View:
+    # Imported here: the confirmation's view imports this module for its Edit captions button.
+    from cogs.confirmation_buttons import ConfirmButton
+
     view = discord.ui.View(timeout=None)
     for button in (PreviousPage(f"{job_id}.{page}"), EditPage(f"{job_id}.{page}"), NextPage(f"{job_id}.{page}")):
         button.item.disabled = (button.kind == "capprev" and page == 0) or (
             button.kind == "capnext" and page >= pages - 1
         )
         view.add_item(button)
+    # Confirm from the page that shows the captions as they are now (the draft's latest revision).
+    view.add_item(ConfirmButton(job_id))
     return view
 
 

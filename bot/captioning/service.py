@@ -222,7 +222,7 @@ class CaptioningService:
             price = price_from_workflow(workflow) or run.price_quoted
             await self.store.captions.mark_running(run.id, workflow_id, price)
         try:
-            results = await self._follow(session, workflow_id, run.images, options, progress)
+            results = await self._follow(session, workflow_id, run.images, options, progress, run.simulated)
         except CaptioningFailed as exc:
             await self.store.captions.finish(run.id, result_digest=None, summary=None, failure=exc.user_message)
             raise
@@ -248,6 +248,7 @@ class CaptioningService:
         names: Sequence[str],
         options: CaptionOptions,
         progress: Progress | None,
+        simulated: bool,
     ) -> list[StepResult]:
         shown, wait = -1, 0
         while True:
@@ -266,7 +267,7 @@ class CaptioningService:
                 await progress(done, len(names))
             if workflow.terminal:
                 if not any(result.caption for result in results):
-                    raise CaptioningFailed(_explain_failure(workflow), title="Captioning failed")
+                    raise CaptioningFailed(_explain_failure(workflow, simulated), title="Captioning failed")
                 return results
 
     async def _finish(
@@ -332,12 +333,12 @@ def summarise(
     return summary
 
 
-def _explain_failure(workflow: m.Workflow) -> str:
+def _explain_failure(workflow: m.Workflow, simulated: bool) -> str:
     reasons = list(dict.fromkeys(r for step in workflow.steps for r in step.failure_reasons()))
     said = f" Civitai said: {', '.join(reasons)}." if reasons else ""
     refunded = workflow.transactions is not None and workflow.transactions.debited() <= 0
     money = " The Buzz for it was given back." if refunded else ""
-    return (
+    return ("SIMULATED: " if simulated else "") + (
         f"The captioning run ended {workflow.status or 'without a result'} and no image got a caption.{said}{money} "
         "Your dataset is unchanged: run the command again, or use `auto_caption: off` to keep your own captions."
     )

@@ -58,7 +58,7 @@ async def test_caption_review_edit_and_train_with_exactly_those_captions(
     assert any(line.endswith("Captioning 12/12…") and "SIMULATED" in line for line in progress_lines(stage))
     text = shown.text
     assert "0 kept · 12 generated · 0 replaced · 0 failed" in text and "SIMULATED" in text
-    assert "`img00.jpg`: sks, A landscape photograph in red" in text
+    assert "`img00.jpg`: sks, A landscape photograph in red" in text and "/dataset captions" in text
     listed = file_of(shown, "captions.txt").decode().splitlines()
     assert len(listed) == 12
     first_name, first_caption = listed[0].split("\t")
@@ -73,6 +73,7 @@ async def test_caption_review_edit_and_train_with_exactly_those_captions(
     # Review: 5 images a page, their thumbnails, and a modal with the page's 5 captions.
     await alice.click(shown, label="Edit captions")
     page = await alice.wait_ephemeral(lambda m: "Captions 1–5 of 12" in m.content)
+    assert "SIMULATED" in page.content and page.button(label="Confirm")  # confirm from what is shown
     assert len(page.embeds) == 5 and [a.filename for a in page.attachments] == [f"thumb_{n}.jpg" for n in range(5)]
     assert all(e["thumbnail"]["url"] == f"attachment://thumb_{n}.jpg" for n, e in enumerate(page.embeds))
     ix = await alice.click(page, label="Edit these captions")
@@ -133,7 +134,7 @@ async def test_a_failed_captioning_workflow_explains_itself(
     await alice.slash("train flux1", dataset=Attachment("d.zip", captioned_zip(3)), auto_caption="all")
     await alice.click(await alice.wait_ephemeral(caption_offer), label="Caption")
     failed = await alice.wait_ephemeral(lambda m: "Captioning failed" in m.text)
-    assert "no_provider_available" in failed.text and "given back" in failed.text
+    assert "no_provider_available" in failed.text and "given back" in failed.text and "SIMULATED" in failed.text
     assert await trainer.services.store.jobs.list_for_user(alice.id) == []  # no training draft
 
 
