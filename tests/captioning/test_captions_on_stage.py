@@ -177,3 +177,14 @@ async def test_under_the_servers_caption_buzz_it_runs_without_asking_and_counts_
     refused = await ix.reply(lambda m: m.embeds and "day" in m.text and not m.buttons)
     assert "10" in refused.text and "8" in refused.text
     assert len(captioning_bodies(trainer)) == 1 and len(charges(trainer)) == 1
+
+
+async def test_cancel_on_the_caption_offer_spends_nothing(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    await alice.slash("dataset check", dataset=Attachment("d.zip", captioned_zip(3)), auto_caption="all")
+    offer = await alice.wait_ephemeral(caption_offer)
+    await alice.click(offer, label="Cancel")
+    cancelled = await alice.wait_ephemeral(lambda m: m.id == offer.id and "Cancelled" in m.text)
+    assert cancelled.buttons == [] and "nothing was spent" in cancelled.text
+    assert captioning_bodies(trainer) == [] and charges(trainer) == []
