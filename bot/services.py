@@ -140,6 +140,7 @@ class Services:
                 metrics=metrics,
             )
             relay.target = tracker
+            training.recheck = tracker.recheck_later
             services = cls(
                 settings=settings,
                 store=store,

@@ -60,18 +60,17 @@ async def render_page(
     return text + (f"\n{note}" if note else ""), embeds, files
 
 
-def page_view(job_id: str, page: int, pages: int) -> discord.ui.View:
-    # Imported here: the confirmation's view imports this module for its Edit captions button.
-    from cogs.confirmation_buttons import ConfirmButton
-
+def page_view(job: Job, page: int, pages: int) -> discord.ui.View:
     view = discord.ui.View(timeout=None)
-    for button in (PreviousPage(f"{job_id}.{page}"), EditPage(f"{job_id}.{page}"), NextPage(f"{job_id}.{page}")):
+    key = f"{job.id}.{page}"
+    for button in (PreviousPage(key), EditPage(key), NextPage(key)):
         button.item.disabled = (button.kind == "capprev" and page == 0) or (
             button.kind == "capnext" and page >= pages - 1
         )
         view.add_item(button)
-    # Confirm from the page that shows the captions as they are now (the draft's latest revision).
-    view.add_item(ConfirmButton(job_id))
+    # Confirm from the page that shows the captions as they are now: it carries the draft's
+    # latest revision, which the confirmation shown before the edit no longer does.
+    view.add_item(confirm_view(job).children[0])
     return view
 
 
@@ -83,7 +82,7 @@ async def show_page(interaction: discord.Interaction, job_id: str, page: int, no
     page = min(max(page, 0), page_count(items) - 1)
     text, embeds, files = await render_page(drafts, job, items, page, note)
     await interaction.edit_original_response(
-        content=text, embeds=embeds, attachments=files, view=page_view(job.id, page, page_count(items))
+        content=text, embeds=embeds, attachments=files, view=page_view(job, page, page_count(items))
     )
 
 
@@ -152,12 +151,25 @@ class CaptionsModal(discord.ui.Modal):
         await report_error(interaction, error)
 
 
-def saved_note(edited: EditedDraft) -> str:
-    changed = len(edited.changed)
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
+
+
+def saved_note(edited: EditedDraft, where: str = "shown here") -> str:
     return (
-        f"✅ Saved: {changed} caption{'s' if changed != 1 else ''} changed. Confirm trains with the captions "
-        "shown here; the price is the same."
+        f"✅ Saved: {plural(len(edited.changed), 'caption')} changed. Confirm here trains with the captions "
+        f"{where}; the price is the same."
     )
+
+
+def confirm_view(job: Job) -> discord.ui.View:
+    """Confirm for the draft's current revision (the confirmation from before an edit asks again)."""
+    # Imported here: the confirmation's view imports this module for its Edit captions button.
+    from cogs.confirmation_buttons import ConfirmButton
+
+    view = discord.ui.View(timeout=None)
+    view.add_item(ConfirmButton(f"{job.id}:{job.revision}"))
+    return view
 
 
 async def upload_captions(interaction: discord.Interaction, file: discord.Attachment) -> None:
@@ -172,7 +184,9 @@ async def upload_captions(interaction: discord.Interaction, file: discord.Attach
     edited = await drafts.apply(job, captions)
     prefix = f"{SIMULATED_BADGE} · " if job.simulated else ""
     await interaction.edit_original_response(
-        content=f"{prefix}{len(captions)} captions applied to your run **{job.name}**. {saved_note(edited)}"
+        content=f"{prefix}{plural(len(captions), 'caption')} applied to your run **{job.name}**. "
+        + saved_note(edited, "you sent"),
+        view=confirm_view(edited.job),
     )
 
 

@@ -289,6 +289,26 @@ class DiscordJobSink:
         with about_job(job):
             await open_job_thread(self.bot, self.store, job)
 
+    async def not_submitted(self, job: Job) -> None:
+        """Said where the member ran ``/train`` (their confirmation said "checking"), else in DMs."""
+        content = (
+            f"<@{job.user_id}>, your run **{discord.utils.escape_markdown(job.name)}** (`{job.id}`) did not start: "
+            "Civitai never created it, so nothing was charged for it. Run `/train flux1` again when you're ready."
+            + simulated_suffix(job)
+        )
+        mention = discord.AllowedMentions(users=[discord.Object(job.user_id)])
+        nonce = message_nonce(job.id, "not-submitted")
+        with about_job(job):
+            try:
+                with self._counted():
+                    channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+                    await channel.send(content, allowed_mentions=mention, nonce=nonce)
+                return
+            except discord.HTTPException as exc:
+                if exc.code not in FALLBACK_CODES:
+                    raise
+            await self._to_owner(job, "not-submitted", lambda: {"content": content})
+
     # --- where posts go -------------------------------------------------------------------------
 
     async def _post(self, job: Job, key: str, build: Build, *, fall_back: bool = True) -> discord.Message | None:

@@ -111,3 +111,8 @@ class JobEventSink(Protocol):
     async def reopen(self, job: Job) -> None:
         """Post the card and thread of a job whose submit was recovered after a crash."""
         ...
+
+    async def not_submitted(self, job: Job) -> None:
+        """Tell the owner that a submit whose outcome was unknown created nothing (it is known
+        now: the orchestrator has no workflow for it) and nothing was charged for it."""
+        ...

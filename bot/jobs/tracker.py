@@ -47,6 +47,7 @@ from bot.jobs.events import (
 )
 from bot.jobs.explain import MODERATION_UNDER_REVIEW, explain_end
 from bot.jobs.payer import job_token
+from bot.jobs.recovery import SUBMIT_LEASE, adopt, find_workflow
 from bot.jobs.settlement import settle_job
 from bot.jobs.state import card_fingerprint, job_status, progress, stored_state
 from bot.logging_setup import about_job, job_context
@@ -63,10 +64,6 @@ REFRESH_CONCURRENCY = 8
 # A job is not posted about until its card and thread exist; this long after the submit, posts
 # go wherever they can (the thread never came: DMs).
 THREAD_GRACE = timedelta(minutes=2)
-# A submit interrupted by a crash is looked up on the orchestrator after this long, and given
-# up (discarded) when nothing was found after the second.
-SUBMIT_RECOVERY_AFTER = timedelta(minutes=10)
-SUBMIT_GIVE_UP_AFTER = timedelta(hours=1)
 # Refreshes in flight get this long to finish when the tracker stops.
 STOP_GRACE_SECONDS = 3.0
 MAX_HINT_LENGTH = 100
@@ -141,6 +138,7 @@ class Tracker:
         self._lanes: dict[str, _Lane] = {}
         self._pollers: dict[str, asyncio.Task[None]] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
+        self._rechecks: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, int] = {}
         self._hints: dict[str, str] = {}
         self._reconciler: asyncio.Task[None] | None = None
@@ -172,7 +170,8 @@ class Tracker:
     async def stop(self) -> None:
         """Stop every loop; refreshes in flight get a moment to finish their current post."""
         self._running = False
-        background = [t for t in (self._reconciler, *self._pollers.values(), *self._retries.values()) if t]
+        waiting = (*self._pollers.values(), *self._retries.values(), *self._rechecks.values())
+        background = [t for t in (self._reconciler, *waiting) if t]
         for task in background:
             task.cancel()
         lanes = [lane.task for lane in self._lanes.values() if lane.task is not None]
@@ -184,6 +183,7 @@ class Tracker:
         await self.cards.close()
         self._pollers.clear()
         self._retries.clear()
+        self._rechecks.clear()
 
     # --- triggers -----------------------------------------------------------------------------
 
@@ -307,6 +307,20 @@ class Tracker:
             self.request_refresh(job_id)
 
         self._retries[job_id] = asyncio.create_task(later(), name=f"retry-{job_id}")
+
+    def recheck_later(self, job_id: str, seconds: float) -> None:
+        """Refresh ``job_id`` after ``seconds`` (a submit whose lease is still running)."""
+        if not self._running or job_id in self._rechecks:
+            return
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                self._rechecks.pop(job_id, None)
+            self.request_refresh(job_id)
+
+        self._rechecks[job_id] = asyncio.create_task(later(), name=f"recheck-{job_id}")
 
     def _settled(self, job_id: str) -> None:
         """A refresh did everything: a retry still waiting from an earlier failure is moot."""
@@ -521,23 +535,29 @@ class Tracker:
     # --- a submit a crash interrupted ---------------------------------------------------------
 
     async def _recover_submit(self, job: Job) -> Refresh:
-        """Find the workflow of a job left ``submitting`` by a crash, by the tag the submit set."""
-        age = self.clock.now() - job.updated_at
-        if age < SUBMIT_RECOVERY_AFTER:
-            return Refresh(Outcome.GONE)  # Confirm may still be at work (uploads take a while)
-        session = await self.session_for(job)
-        page = await session.list_by_tag(f"job-{job.id}", take=10)  # the tag TrainingService submits with
-        found = next((w for w in page.items if w.id and (w.external_id or "").endswith(job.external_id)), None)
-        if found is None or found.id is None:
-            if age > SUBMIT_GIVE_UP_AFTER:
-                log.warning("Job %s was left submitting and Civitai has no workflow for it: discarded", job.id)
-                await self.store.jobs.discard(job.id)
-            return Refresh(Outcome.GONE)
-        price = price_from_workflow(found) or job.price_quoted or job.price_estimate
-        submitted = await self.store.jobs.mark_submitted(job.id, found.id, price)
+        """Resolve a job left ``submitting`` once its lease ran out: its task died (a crash, a
+        restart) or gave up on a lost answer. The orchestrator is asked first (by the job's tag
+        and externalId); only when it has no such workflow is the reservation dropped."""
+        now = self.clock.now()
+        if job.lease_until is not None and job.lease_until > now:
+            # A submit is still at work (uploads of many images take a while): look once it ends.
+            self.recheck_later(job.id, (job.lease_until - now).total_seconds() + 1)
+            return Refresh(Outcome.PENDING)
+        taken = await self.store.jobs.take_over_submit(job.id, now + SUBMIT_LEASE)
+        if taken is None:
+            return Refresh(Outcome.PENDING)  # another process took it over just now
+        session = await self.session_for(taken)
+        found = await find_workflow(session, taken)
+        if found is None:
+            if not await self.store.jobs.abandon_submit(job.id):
+                return Refresh(Outcome.GONE)
+            log.warning("Job %s was left submitting and Civitai has no workflow for it: not submitted", job.id)
+            await self.sink.not_submitted(taken)
+            return Refresh(Outcome.FINISHED, True)
+        submitted = await adopt(self.store, taken, found)
         if submitted is None:
             return Refresh(Outcome.GONE)
         with about_job(submitted):
-            log.info("Recovered the submit of job %s (workflow %s) after a crash", job.id, found.id)
+            log.info("Recovered the submit of job %s (workflow %s)", job.id, found.id)
             await self.sink.reopen(submitted)
         return Refresh(Outcome.RUNNING, True)

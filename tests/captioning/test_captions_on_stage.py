@@ -86,7 +86,12 @@ async def test_caption_review_edit_and_train_with_exactly_those_captions(
     job = await only_job(trainer, alice)
     assert job.revision == 2  # the edit bumped the draft's revision; the price did not change
 
-    await alice.click(shown, label="Confirm")
+    # The confirmation shown before the edit no longer submits (it showed other captions) ...
+    await alice.click(stage.messages[shown.id], label="Confirm")
+    await alice.wait_ephemeral(lambda m: m.id == shown.id and "changed since" in m.text)
+    assert [b for b in simulator(trainer).workflows.values() if not is_captioning(b)] == []
+    # ... the page showing the edited captions does.
+    await alice.click(stage.messages[page.id], label="Confirm")
     await alice.wait_ephemeral(submitted)
     items = training_body(trainer)["steps"][0]["input"]["trainingData"]["items"]
     captions = [item["caption"] for item in items]
@@ -153,9 +158,11 @@ async def test_uploaded_captions_apply_to_the_current_draft(
     with zipfile.ZipFile(zipped, "w") as archive:
         archive.writestr("img01.txt", "sks, second")
     ix = await alice.slash("dataset captions", file=Attachment("caps.zip", zipped.getvalue()))
-    await ix.reply(lambda m: "applied" in m.content)
-    assert (await only_job(trainer, alice)).revision == 3
-    await alice.click(shown, label="Confirm")
+    applied = await ix.reply(lambda m: "applied" in m.content)
+    assert "1 caption applied" in applied.content and (await only_job(trainer, alice)).revision == 3
+    await alice.click(shown, label="Confirm")  # shown before the uploads: it asks again instead
+    await alice.wait_ephemeral(lambda m: m.id == shown.id and "changed since" in m.text)
+    await alice.click(stage.messages[applied.id], label="Confirm")
     await alice.wait_ephemeral(submitted)
     items = training_body(trainer)["steps"][0]["input"]["trainingData"]["items"]
     assert [item.get("caption") for item in items] == ["sks, first", "sks, second", "sks, third"]

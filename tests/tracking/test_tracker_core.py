@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.civitai.client import OrchestratorSession
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode, Settings
 from bot.jobs.events import EpochReady, Notice, NoticeKind
@@ -43,6 +44,7 @@ class RecordingSink:
     notices: list[Notice] = field(default_factory=list)
     dms: list[tuple[NoticeKind, int | None]] = field(default_factory=list)
     reopened: list[str] = field(default_factory=list)
+    not_submitted_jobs: list[str] = field(default_factory=list)
     fail_epochs: set[int] = field(default_factory=set)
     fail_notices: int = 0
     gate: asyncio.Event | None = None  # when set up, epoch posts wait for it
@@ -73,6 +75,9 @@ class RecordingSink:
 
     async def reopen(self, job: Job) -> None:
         self.reopened.append(job.id)
+
+    async def not_submitted(self, job: Job) -> None:
+        self.not_submitted_jobs.append(job.id)
 
 
 @pytest.fixture
@@ -256,13 +261,42 @@ async def test_a_submit_interrupted_by_a_crash_is_found_by_its_tag_and_reopened(
     [job] = await services.store.jobs.list_unfinished()
     assert job.status is JobStatus.SUBMITTING and job.workflow_id is None
 
-    assert (await tracker.refresh(job.id)).outcome is Outcome.GONE  # Confirm may still be at work
-    services.clock.advance(minutes=11)
+    assert (await tracker.refresh(job.id)).outcome is Outcome.PENDING  # its lease still runs
+    assert sink.reopened == []
+    services.clock.advance(seconds=61)  # the lease ran out: nobody is submitting it any more
     assert (await tracker.refresh(job.id)).outcome is Outcome.RUNNING
     recovered = await services.store.jobs.get(job.id)
     assert recovered is not None and recovered.status is JobStatus.SUBMITTED
     assert recovered.workflow_id == next(iter(sim(services).workflows))
     assert sink.reopened == [job.id]
+
+
+async def test_a_submit_that_never_reached_civitai_is_released_once_its_lease_ran_out(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = RecordingSink()
+    tracker = await started(services, sink)
+
+    real_submit = OrchestratorSession.submit
+
+    async def crash(self: OrchestratorSession, template: Any, **kwargs: Any) -> Any:
+        if kwargs.get("whatif"):
+            return await real_submit(self, template, **kwargs)
+        raise SystemExit("the process died before the submit went out")
+
+    monkeypatch.setattr(OrchestratorSession, "submit", crash)
+    with pytest.raises(SystemExit):
+        await submit(services, tmp_path, guild_id=GUILD, user_id=USER, channel_id=CHANNEL)
+    monkeypatch.undo()
+    [job] = await services.store.jobs.list_unfinished()
+    assert job.status is JobStatus.SUBMITTING
+    assert await services.store.ledger.spent_for_job(job.id) > 0  # the price is reserved meanwhile
+    services.clock.advance(seconds=61)
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED
+    after = await services.store.jobs.get(job.id)
+    assert after is not None and after.status is JobStatus.DISCARDED
+    assert await services.store.ledger.spent_for_job(job.id) == 0
+    assert sink.not_submitted_jobs == [job.id] and sim(services).workflows == {}
 
 
 async def test_polling_long_polls_so_a_change_is_seen_before_the_wait_ends(services: Services, tmp_path: Path) -> None:
