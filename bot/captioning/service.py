@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 # Per-image prices for the estimate shown when whatif is unreachable.
 ESTIMATED_BUZZ_PER_IMAGE = {CaptionStyle.SENTENCES: 2, CaptionStyle.TAGS: 1}
 WHATIF_MEDIA_URL = "https://civitai.com/lora-trainer-bot/price-only/image.jpg"
-FOLLOW_WAIT_SECONDS = 10  # one long-poll: returns at once when anything changes; short, so a
-# change between two reads (the poll cannot say since when) delays the count by 10 s at most
+# One long-poll (until=change) returns at once when anything changes, but it cannot say "since
+# when": a change between two reads (the last one, typically) is only seen when the hold ends.
+FOLLOW_WAIT_SECONDS = 5
 FOLLOW_RETRY_SECONDS = 5.0
 
 Progress = Callable[[int, int], Awaitable[None]]

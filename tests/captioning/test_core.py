@@ -207,3 +207,21 @@ async def _until_async(read: object, wanted: object, within: float = 10.0) -> No
     while await read() != wanted:  # type: ignore[operator]
         assert loop.time() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+async def test_a_run_left_submitting_is_submitted_once_on_resume(services: Services) -> None:
+    """A restart between the claim and the recorded workflow: resume submits with the run's
+    externalId (a repeat would return the same workflow) and charges once."""
+    dataset = await checked(services, captioned_zip(3))
+    quote = await services.captioning.quote(ALICE, CaptionOptions.from_user("all", None, "sks"), dataset, {})
+    assert quote is not None
+    assert await services.store.captions.move(quote.run.id, CaptionRunStatus.DRAFT, CaptionRunStatus.SUBMITTING)
+    assert await services.captioning.resume() == 1
+    sim = simulator(services)
+    assert len(captioning_bodies(sim)) == 1 and captioning_bodies(sim)[0]["externalId"] == quote.run.external_id
+    assert [c["amount"] for c in sim.charges(TOKEN) if c["type"] == "debit"] == [quote.price]
+    run = await services.store.captions.get(quote.run.id)
+    assert run is not None and run.status is CaptionRunStatus.SUCCEEDED and run.price_charged == quote.price
+    # The same submit again (a lost answer retried) is the same workflow: nothing more is charged.
+    assert await services.store.captions.mark_running(run.id, "another", 99) is False
+    assert [c["amount"] for c in sim.charges(TOKEN) if c["type"] == "debit"] == [quote.price]

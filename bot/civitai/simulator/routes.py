@@ -139,8 +139,7 @@ async def get_workflow(request: web.Request) -> web.Response:
     if wait <= 0:
         return _json(rec, request)
     if request.query.get("until", "completion").lower() == "change":
-        # A finished workflow never changes again: holding the read would only delay the answer.
-        changed = rec.terminal or await rec.wait_change(rec.version, wait)
+        changed = await rec.wait_change(rec.version, wait)
         return _json(rec, request, 200 if changed or rec.terminal else 202)
     await _wait_terminal(rec, wait)
     return _json(rec, request, 200 if rec.terminal else 202)
