@@ -56,6 +56,9 @@ ORCHESTRATOR_STATUSES = frozenset(
     }
 )
 
+# Statuses of a run the orchestrator accepted and that has not ended: the ones that can be lost.
+FOLLOWED_STATUSES = ACTIVE_STATUSES - {JobStatus.SUBMITTING}
+
 StatusFilter = JobStatus | Collection[JobStatus] | None
 
 
@@ -398,6 +401,28 @@ class JobRepository:
                 *finished,
                 status.value,
             ),
+        )
+        return changed > 0
+
+    async def mark_lost(self, job_id: str, reason: str) -> bool:
+        """End a submitted run that can no longer be followed: status ``lost`` with ``reason``.
+
+        Atomic, and only from a status the orchestrator reported (or ``submitted``): a run that
+        ended meanwhile keeps its end, and a submit still in flight is never taken. False then.
+        """
+        now = self.db.now()
+        sources = sorted(s.value for s in FOLLOWED_STATUSES)
+        changed = await self.db.run(
+            "UPDATE jobs SET status = ?, end_reason = ?, updated_at = ?, finished_at = COALESCE(finished_at, ?)"
+            f" WHERE id = ? AND workflow_id IS NOT NULL AND status IN ({placeholders(sources)})",
+            (JobStatus.LOST.value, reason, now, now, job_id, *sources),
+        )
+        return changed > 0
+
+    async def mark_thread_gone(self, job_id: str) -> bool:
+        """Remember that the job's thread cannot take posts any more; True the first time only."""
+        changed = await self.db.run(
+            "UPDATE jobs SET thread_gone = 1, updated_at = ? WHERE id = ? AND thread_gone = 0", (self.db.now(), job_id)
         )
         return changed > 0
 

@@ -11,7 +11,7 @@ from storage.captions import CaptionRunRepository
 from storage.db import Clock, Database, utcnow
 from storage.guilds import GuildRepository
 from storage.jobs import JobRepository
-from storage.journal import DeliveryRepository, EpochRepository, EventRepository
+from storage.journal import DeliveryRepository, EpochRepository, EventRepository, PostIntentRepository
 from storage.ledger import LedgerRepository
 from storage.migrations import apply_migrations, current_version, load_migrations
 from storage.models import FORGOTTEN_MEMBER_ID, GuildDefaults
@@ -26,6 +26,7 @@ class Store:
         self.jobs = JobRepository(db)
         self.events = EventRepository(db)
         self.epochs = EpochRepository(db)
+        self.intents = PostIntentRepository(db)
         self.deliveries = DeliveryRepository(db)
         self.audit = AuditRepository(db)
         self.ledger = LedgerRepository(db)

@@ -44,6 +44,7 @@ def groups() -> list[list[int]]:
 
 @pytest.mark.parametrize("seeds", groups(), ids=lambda seeds: f"seeds{seeds[0]}-{seeds[-1]}")
 async def test_money_and_posts_stay_right_under_chaos(seeds: list[int], tmp_path: Path) -> None:
+    checked = crashes = 0
     for seed in seeds:
         world = ChaosWorld(seed, tmp_path / f"seed-{seed}")
         try:
@@ -56,6 +57,10 @@ async def test_money_and_posts_stay_right_under_chaos(seeds: list[int], tmp_path
             ) from exc
         finally:
             await world.close()
+        checked += world.checked
+        crashes += len(world.crash_log)
+    # Shown with -s: the figures of a run (seeds, crashes survived, invariants checked, violations).
+    print(f"chaos: {len(seeds)} seeds, {crashes} crashes, {checked} invariant checks, 0 violations")
 
 
 async def run_seed(world: ChaosWorld) -> None:
@@ -190,11 +195,12 @@ async def check_invariants(
     jobs = {d.job_id: await store.jobs.get(d.job_id) for d in drafts}
     by_workflow = {job.workflow_id: job for job in jobs.values() if job is not None and job.workflow_id}
     # Every workflow is followed by a job; no job is left half-way.
-    assert set(sim.workflows) <= set(by_workflow), f"workflows nobody follows: {set(sim.workflows) - set(by_workflow)}"
+    unfollowed = set(sim.workflows) - set(by_workflow)
+    world.expect(not unfollowed, f"workflows nobody follows: {unfollowed}")
     for job in jobs.values():
         assert job is not None
-        assert job.status is not JobStatus.SUBMITTING, f"job {job.id} is still submitting"
-        assert not job.status.active, f"job {job.id} is still {job.status} after its run ended"
+        world.expect(job.status is not JobStatus.SUBMITTING, f"job {job.id} is still submitting")
+        world.expect(not job.status.active, f"job {job.id} is still {job.status} after its run ended")
     # The ledger is what the simulator charged, per run and in total.
     charges = sim.charges(TOKEN)
 
@@ -205,16 +211,16 @@ async def check_invariants(
     for job in jobs.values():
         assert job is not None
         net = net_charge(job.workflow_id)
-        assert await store.ledger.spent_for_job(job.id) == net, f"job {job.id}: ledger ≠ simulator ({net})"
+        world.expect(await store.ledger.spent_for_job(job.id) == net, f"job {job.id}: ledger ≠ simulator ({net})")
     # No limit was exceeded: every run was going at once (nothing ran before the chaos ended).
     per_user: dict[int, list[float]] = {}
     for job in by_workflow.values():
         per_user.setdefault(job.user_id, []).append(await store.ledger.spent_for_job(job.id))
     for user, spent in per_user.items():
-        assert len(spent) <= limit, f"member {user} started {len(spent)} runs with a limit of {limit}"
-        assert daily is None or sum(spent) <= daily, f"member {user} spent {sum(spent)} over the daily {daily}"
+        world.expect(len(spent) <= limit, f"member {user} started {len(spent)} runs with a limit of {limit}")
+        world.expect(daily is None or sum(spent) <= daily, f"member {user} spent {sum(spent)} over the daily {daily}")
     total = sum(sum(v) for v in per_user.values())
-    assert monthly is None or total <= monthly, f"the server spent {total} over the monthly {monthly}"
+    world.expect(monthly is None or total <= monthly, f"the server spent {total} over the monthly {monthly}")
     # What was submitted is what the member saw on a confirmation they confirmed.
     for draft in drafts:
         job = jobs[draft.job_id]
@@ -223,16 +229,17 @@ async def check_invariants(
             continue
         sent = sim.workflows[job.workflow_id]["steps"][0]["input"]["samples"]["prompts"]
         seen = [draft.shown[r] for r in draft.confirmed if r in draft.shown]
-        assert any(tuple(sent) == prompts for prompts, _, _ in seen), f"job {job.id} sent {sent}, shown {seen}"
+        world.expect(any(tuple(sent) == prompts for prompts, _, _ in seen), f"job {job.id} sent {sent}, shown {seen}")
         charged = net_charge(job.workflow_id)
-        assert any(charged == price for prompts, price, estimate in seen if tuple(sent) == prompts and not estimate), (
-            f"job {job.id} was charged {charged}, shown {seen}"
-        )
+        # A price shown as an estimate (whatif unreachable) is labelled so: only a quote must match.
+        shown_price = any(guess or charged == price for prompts, price, guess in seen if tuple(sent) == prompts)
+        world.expect(shown_price, f"job {job.id} was charged {charged}, shown {seen}")
     # Every post exists exactly once.
     for job in by_workflow.values():
         for key in {p.key for p in world.discord.posts if p.job_id == job.id}:
             times = world.discord.count(job.id, key)
-            assert times == 1, f"job {job.id}: {key} posted {times}×"
+            world.expect(times == 1, f"job {job.id}: {key} posted {times}×")
         if job.status is JobStatus.SUCCEEDED:
             for epoch in (1, 2):
-                assert world.discord.count(job.id, f"epoch:{epoch}") == 1, f"job {job.id}: epoch {epoch} not posted"
+                times = world.discord.count(job.id, f"epoch:{epoch}")
+                world.expect(times == 1, f"job {job.id}: epoch {epoch} posted {times}×")

@@ -162,6 +162,7 @@ class ChaosWorld:
         self.restarts = 0
         self.sim_url = ""
         self.dataset: DatasetResult | None = None
+        self.checked = 0  # invariant checks made
 
     # --- processes --------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -216,6 +217,11 @@ class ChaosWorld:
             self.crashes.dead = False
             await self.services.close()
         await self.simulator.stop()
+
+    def expect(self, condition: bool, violation: str) -> None:
+        """One invariant check: counted, and a violation fails the seed."""
+        self.checked += 1
+        assert condition, violation
 
     # --- members ----------------------------------------------------------------------------------
     def requester(self, user_id: int) -> Requester:
