@@ -1,3 +1,0 @@
--- Placeholder: migration number 0004 is reserved for another branch (issue 15 was given 0007).
--- The lead drops this file when merging the branch that owns 0004; it changes nothing.
-SELECT 1;
