@@ -8,6 +8,7 @@ reverse, so a half-started process never leaks a socket or a database handle.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import logging
@@ -18,6 +19,7 @@ from pydantic import SecretStr
 
 from bot.accounts import AccountService
 from bot.audit import AuditTrail
+from bot.captioning.service import CaptioningService
 from bot.civitai.provision import Orchestrator, start_orchestrator
 from bot.clock import Clock
 from bot.config import Settings, ensure_secret_key
@@ -167,6 +169,11 @@ class Services:
             stack.pop_all()  # started: from now on close() owns the shutdown
         return services
 
+    @functools.cached_property
+    def captioning(self) -> CaptioningService:
+        """Auto-captioning pays, counts and is refused like training: built on its service."""
+        return CaptioningService(self.training)
+
     @property
     def simulated(self) -> bool:
         return self.orchestrator.simulated
@@ -176,6 +183,8 @@ class Services:
         try:
             await self.loop_lag.stop()
             await self.audit.close()
+            if "captioning" in self.__dict__:  # built on first use
+                await self.captioning.stop()
             with contextlib.suppress(Exception):
                 await self.retention.stop()
             if self.web is not None:

@@ -8,6 +8,8 @@ EXTENSIONS = [
     "cogs.help",
     "cogs.confirmation_buttons",
     "cogs.train",
+    "cogs.captions",
+    "cogs.captions_edit",
     "cogs.dataset_check",
     "cogs.cost",
     "cogs.audit_log",

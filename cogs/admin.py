@@ -39,6 +39,7 @@ LIMITS: dict[str, tuple[str, str]] = {
     "max_steps": ("max_steps", "max steps"),
     "max_epochs": ("max_epochs", "max epochs"),
 }
+CAPTION_BUZZ_WORDS = "auto-captioning without asking, up to (Buzz)"
 RESET_CHOICES = [app_commands.Choice(name=f"{name.replace('_', ' ')}", value=name) for name in LIMITS] + [
     app_commands.Choice(name="all limits", value="all")
 ]
@@ -197,6 +198,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         max_steps="Most steps a run may ask for",
         max_epochs="Most epochs a run may ask for",
         reset="Back to the default: no cap (runs at a time: 2)",
+        caption_buzz="Auto-captioning priced at or under this runs without asking (default 0: always ask)",
     )
     @app_commands.choices(reset=RESET_CHOICES)
     async def limits(
@@ -208,6 +210,7 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
         max_steps: app_commands.Range[int, 1, 10_000] | None = None,
         max_epochs: app_commands.Range[int, 1, 20] | None = None,
         reset: str | None = None,
+        caption_buzz: app_commands.Range[int, 0, 1_000_000] | None = None,
     ) -> None:
         assert interaction.guild_id is not None
         given = {
@@ -235,12 +238,18 @@ class AdminCog(commands.GroupCog, group_name="admin", group_description="LoRA tr
             for option, (_field, words) in LIMITS.items()
             if option in given or option in resets
         ]
-        if changes:
+        free_captions = await store.captions.free_threshold(interaction.guild_id)
+        if caption_buzz is not None:
+            await store.captions.set_free_threshold(interaction.guild_id, caption_buzz)
+            lines.append(f"{CAPTION_BUZZ_WORDS}: {free_captions:,} → **{caption_buzz:,}**")
+            free_captions = caption_buzz
+        if lines:
             await self.audit(
                 interaction, "settings.limits", {"changes": "; ".join(line.replace("**", "") for line in lines)}
             )
         current = "\n".join(f"{words}: **{limit_value(after, option)}**" for option, (_f, words) in LIMITS.items())
-        title = "Limits updated" if changes else "Current limits"
+        current += f"\n{CAPTION_BUZZ_WORDS}: **{free_captions:,}**"
+        title = "Limits updated" if lines else "Current limits"
         text = ("\n".join(lines) + "\n\n" if lines else "") + current
         await interaction.response.send_message(**ok(title, text))
 

@@ -26,6 +26,7 @@ from bot.jobs.submission import (
     TrainingService,
 )
 from cogs.buttons import JOB_ID, JobButton
+from cogs.captions_edit import EditCaptionsButton
 from cogs.confirmation import cancelled_embed, closed_embed, merge_warnings, shown_warnings, training_embed
 from cogs.context import requester_from, services_of
 from cogs.errors import report_error
@@ -40,7 +41,10 @@ PROMPTS_INPUT_LIMIT = 4000  # Discord: a text input holds at most 4000 character
 def confirmation_view(job: Job, *, disabled: bool = False) -> discord.ui.View:
     """The confirmation's buttons; Confirm carries the draft revision shown with them."""
     view = discord.ui.View(timeout=None)
-    for item in (ConfirmButton(f"{job.id}:{job.revision}"), PromptsButton(job.id), DiscardButton(job.id)):
+    for item in (
+        ConfirmButton(f"{job.id}:{job.revision}"), PromptsButton(job.id), EditCaptionsButton(job.id),
+        DiscardButton(job.id),
+    ):  # fmt: skip
         item.item.disabled = disabled
         view.add_item(item)
     return view

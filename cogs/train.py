@@ -7,12 +7,24 @@ replaces the progress lines with its reason; a refused dataset shows its full re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.captioning.options import CaptionOptions
 from bot.civitai import models as m
 from bot.civitai.training import TrainingOptions
+from bot.dataset.report import DatasetResult
+from bot.jobs.submission import Requester
+from cogs.captions import (
+    AUTO_CAPTION_CHOICES,
+    AUTO_CAPTION_HELP,
+    CAPTION_STYLE_CHOICES,
+    CAPTION_STYLE_HELP,
+    offer_captions,
+)
 from cogs.confirmation import fit_embeds, training_embed
 from cogs.confirmation_buttons import confirmation_view
 from cogs.context import requester_from, services_of
@@ -57,10 +69,13 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
         sample_cfg="CFG scale of the sample images",
         sample_strength="LoRA strength in the sample images",
         continue_from="Train further from one of your LoRAs (or paste a flux1 LoRA AIR)",
+        auto_caption=AUTO_CAPTION_HELP,
+        caption_style=CAPTION_STYLE_HELP,
     )
     @app_commands.choices(
-        variant=_choices(m.VARIANTS), lr_scheduler=_choices(m.LR_SCHEDULERS), optimizer=_choices(m.OPTIMIZERS)
-    )
+        variant=_choices(m.VARIANTS), lr_scheduler=_choices(m.LR_SCHEDULERS), optimizer=_choices(m.OPTIMIZERS),
+        auto_caption=AUTO_CAPTION_CHOICES, caption_style=CAPTION_STYLE_CHOICES,
+    )  # fmt: skip
     async def flux1(
         self,
         interaction: discord.Interaction,
@@ -86,6 +101,8 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
         sample_cfg: float | None = None,
         sample_strength: float | None = None,
         continue_from: str | None = None,
+        auto_caption: str | None = None,
+        caption_style: str | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         progress = ProgressMessage(interaction)
@@ -119,6 +136,7 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
                 max_steps=guild.max_steps,
                 max_epochs=guild.max_epochs,
             )
+            captions = CaptionOptions.from_user(auto_caption, caption_style, options.trigger_word)
             await services.training.precheck(requester, options)
             # Only a request that passed the cheap checks costs a cooldown: a member refused for
             # the channel, a limit or a block corrects it and tries again at once.
@@ -133,20 +151,10 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
             if not result.accepted:
                 await show_dataset_report(interaction, result)
                 return
-            await progress.show("💰 Pricing…")
-            quote = await services.training.quote(requester, options, result, name=name)
-            sheet = contact_sheet_file(result, interaction.filesize_limit)
-            embeds = [
-                dataset_embed(result, image=sheet.filename if sheet else None),
-                # The dataset's own warnings are in its report just above.
-                training_embed(quote, warnings=[w for w in quote.warnings if w not in result.warnings]),
-            ]
-            await interaction.edit_original_response(
-                content=None,
-                embeds=fit_embeds(embeds),
-                attachments=[sheet] if sheet else [],
-                view=confirmation_view(quote.job),
-            )
+            context = {"command": "train", "options": options.as_dict(), "name": name, "source": result.source}
+            if await offer_captions(interaction, progress, requester, result, captions, context):
+                return  # the captioning confirmation (or the run itself) carries the flow on
+            await present_training(interaction, progress, requester, options, result, name=name)
         except Exception as exc:
             await replace_with_error(interaction, exc)
 
@@ -155,6 +163,35 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
         self, interaction: discord.Interaction, current: str
     ) -> list[app_commands.Choice[str]]:
         return await lora_choices(interaction, current)
+
+
+async def present_training(
+    interaction: discord.Interaction,
+    progress: ProgressMessage,
+    requester: Requester,
+    options: TrainingOptions,
+    result: DatasetResult,
+    *,
+    name: str | None,
+    extra_embeds: Sequence[discord.Embed] = (),
+    extra_files: Sequence[discord.File] = (),
+) -> None:
+    """Price the run and show its confirmation (after the captions, when there were any)."""
+    await progress.show("💰 Pricing…")
+    quote = await services_of(interaction).training.quote(requester, options, result, name=name)
+    sheet = contact_sheet_file(result, interaction.filesize_limit)
+    embeds = [
+        dataset_embed(result, image=sheet.filename if sheet else None),
+        *extra_embeds,
+        # The dataset's own warnings are in its report just above.
+        training_embed(quote, warnings=[w for w in quote.warnings if w not in result.warnings]),
+    ]
+    await interaction.edit_original_response(
+        content=None,
+        embeds=fit_embeds(embeds),
+        attachments=([sheet] if sheet else []) + list(extra_files),
+        view=confirmation_view(quote.job),
+    )
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import aiosqlite
 
 from storage.audit import AuditRepository
+from storage.captions import CaptionRunRepository
 from storage.db import Clock, Database, utcnow
 from storage.guilds import GuildRepository
 from storage.jobs import JobRepository
@@ -29,6 +30,7 @@ class Store:
         self.deliveries = DeliveryRepository(db)
         self.audit = AuditRepository(db)
         self.ledger = LedgerRepository(db)
+        self.captions = CaptionRunRepository(db)
 
     @classmethod
     async def open(

@@ -94,7 +94,7 @@ async def test_train_declares_every_option_with_its_range_and_choices(stage: Sta
         "dataset", "dataset_url", "variant", "name", "trigger_word", "steps", "epochs", "lr", "network_dim",
         "network_alpha", "lr_scheduler", "optimizer", "noise_offset", "flip_augmentation", "shuffle_tokens",
         "keep_tokens", "train_text_encoder", "sample_prompts", "negative_prompt", "sample_cfg", "sample_strength",
-        "continue_from",
+        "continue_from", "auto_caption", "caption_style",
     ]  # fmt: skip
     ranges = {name: (o.get("min_value"), o.get("max_value")) for name, o in options.items() if "min_value" in o}
     assert ranges == {
@@ -104,4 +104,6 @@ async def test_train_declares_every_option_with_its_range_and_choices(stage: Sta
     assert [c["value"] for c in options["variant"]["choices"]] == ["dev", "schnell"]
     assert len(options["optimizer"]["choices"]) == 10 and len(options["lr_scheduler"]["choices"]) == 5
     assert options["continue_from"]["autocomplete"] is True
+    assert [c["value"] for c in options["auto_caption"]["choices"]] == ["off", "missing", "all"]
+    assert [c["value"] for c in options["caption_style"]["choices"]] == ["sentences", "tags"]
     assert not any(o.get("required") for o in options.values())

@@ -18,8 +18,10 @@ from PIL import Image
 
 from bot.civitai.simulator import image_gen
 from bot.civitai.simulator.blobs import BlobUrlError, StoredBlob
+from bot.civitai.simulator.captioning import is_captioning
+from bot.civitai.simulator.captioning import validate as validate_captioning
 from bot.civitai.simulator.state import InsufficientBuzz, WorkflowRecord, blob_json
-from bot.civitai.simulator.validation import validate_template
+from bot.civitai.simulator.validation import TrainingPlan, validate_template
 
 if TYPE_CHECKING:
     from bot.civitai.simulator.server import Simulator
@@ -114,11 +116,15 @@ async def submit(request: web.Request) -> web.Response:
     except ValueError:
         return validation_problem({"$": ["The request body is not valid JSON."]})
     create: Callable[[], WorkflowRecord]
+    plan: TrainingPlan | None
     if image_gen.is_image_gen(body):
         plans, errors = image_gen.validate_image_gen(body, lambda blob_id: image_gen.lora_available(sim, blob_id))
         create = partial(image_gen.create, sim, token, body, plans, whatif)
     else:
-        plan, errors = validate_template(body, lambda blob_id: _blob_of(sim, token, blob_id) is not None)
+        if is_captioning(body):
+            plan, errors = validate_captioning(body)
+        else:
+            plan, errors = validate_template(body, lambda blob_id: _blob_of(sim, token, blob_id) is not None)
         create = partial(sim.create, token, body, plan, whatif)  # type: ignore[arg-type]  # None only with errors
     if errors:
         return validation_problem(errors)

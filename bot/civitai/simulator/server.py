@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from bot.civitai.simulator import image_gen
+from bot.civitai.simulator import captioning, image_gen
 from bot.civitai.simulator.blobs import BlobStore
 from bot.civitai.simulator.callbacks import CallbackDispatcher, status_events
 from bot.civitai.simulator.clock import SimClock
@@ -63,6 +64,7 @@ class Simulator:
         self.blobs = BlobStore(blob_url_ttl, blob_dir)
         self.faults = Faults(self.blobs)
         self.host_routes: dict[str, str] = {}
+        self.captioning = captioning.CaptioningFaults()
         self.callbacks = CallbackDispatcher(
             lambda: self.faults.callbacks, callback_backoff, callback_timeout, callback_attempts, self.host_routes
         )
@@ -152,9 +154,14 @@ class Simulator:
 
     def render(self, rec: WorkflowRecord, base_url: str) -> dict[str, Any]:
         base = self.public_url or base_url
+        def sign(blob_id: str) -> tuple[str, datetime]:
+            return self.blobs.sign(base, blob_id)
+
         if isinstance(rec, image_gen.ImageGenRecord):
-            return image_gen.workflow_json(rec, lambda blob_id: self.blobs.sign(base, blob_id))
-        return workflow_json(rec, lambda blob_id: self.blobs.sign(base, blob_id))
+            return image_gen.workflow_json(rec, sign)
+        if isinstance(rec, captioning.CaptionRecord):
+            return captioning.render(rec, sign)
+        return workflow_json(rec, sign)
 
     def existing(self, token: str, external_id: str | None) -> WorkflowRecord | None:
         return self._by_external.get((token, external_id)) if external_id else None
@@ -163,8 +170,11 @@ class Simulator:
         """A new workflow (or whatif estimate). Raises ``InsufficientBuzz`` for a real submit."""
         account = self._accounts[token]
         ext = body.get("externalId")
-        rec = WorkflowRecord(None if whatif else new_id("wf-"), token, account.number, body, plan, ext,
-                             tags=list(body.get("tags") or []), metadata=dict(body.get("metadata") or {}))
+        kind = captioning.CaptionRecord if isinstance(plan, captioning.CaptioningPlan) else WorkflowRecord
+        rec = kind(None if whatif else new_id("wf-"), token, account.number, body, plan, ext,
+                   tags=list(body.get("tags") or []), metadata=dict(body.get("metadata") or {}))
+        if isinstance(rec, captioning.CaptionRecord):
+            captioning.new_record(self, rec)
         if ext:
             # The published schema: a prior whatif with the same externalId also counts as existing.
             self._by_external[(token, ext)] = rec
@@ -186,7 +196,7 @@ class Simulator:
         self.workflows[rec.id] = body
         self.faults.attach(rec)
         self.callbacks.emit(rec, status_events(rec))
-        run = Run(self, rec)
+        run = captioning.CaptionRun(self, rec) if isinstance(rec, captioning.CaptionRecord) else Run(self, rec)
         self._runs[rec.id] = (run, asyncio.create_task(run(), name=f"run-{rec.id}"))
         return rec
 
