@@ -18,6 +18,7 @@ CIVITAI_ORCHESTRATOR_URL = "https://orchestration.civitai.com"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 SECRET_KEY_FILE = "secret.key"
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
 class CivitaiMode(StrEnum):
@@ -56,6 +57,8 @@ class Settings(BaseSettings):
 
     # Storage and secrets
     data_dir: Path = Path("./data")
+    # sqlite:///path (unset: DATA_DIR/bot.sqlite3) or postgresql://user:password@host:5432/db.
+    database_url: SecretStr | None = None
     secret_key: SecretStr | None = None
     log_level: str = "INFO"
 
@@ -99,9 +102,24 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(DATABASE_SCHEMES):
+            raise ValueError("use sqlite:///path/to/file.sqlite3 or postgresql://user:password@host:5432/database")
+        return value
+
     @property
     def database_path(self) -> Path:
+        """The SQLite file used when DATABASE_URL is unset."""
         return self.data_dir / "bot.sqlite3"
+
+    @property
+    def database_target(self) -> str:
+        """What ``Store.open`` connects to: DATABASE_URL, else the SQLite file in DATA_DIR."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.database_path}"
 
     @property
     def simulated(self) -> bool:

@@ -13,6 +13,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -75,12 +76,14 @@ class Services:
         register_secret(secret_key)
         if settings.civitai_token is not None:
             register_secret(settings.civitai_token.get_secret_value())
+        if settings.database_url is not None and urlsplit(settings.database_url.get_secret_value()).password:
+            register_secret(str(urlsplit(settings.database_url.get_secret_value()).password))
         metrics = BotMetrics()
         datasets = DatasetStore.from_settings(settings)
         secretbox = SecretBox(SecretStr(secret_key))
         async with contextlib.AsyncExitStack() as stack:
             defaults = GuildDefaults(cooldown_seconds=settings.command_cooldown_seconds)
-            store = await Store.open(settings.database_path, defaults=defaults, clock=clock.now)
+            store = await Store.open(settings.database_target, defaults=defaults, clock=clock.now)
             stack.push_async_callback(store.close)
             metrics.jobs.set_source(lambda: job_counts_by_status(store))
             relay = CallbackRelay()

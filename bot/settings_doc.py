@@ -39,6 +39,8 @@ MEANINGS: dict[str, str] = {
     "http_host": "Address the embedded web server listens on.",
     "http_port": "Port of the embedded web server (`/hooks`, `/datasets`, `/healthz`, `/metrics`).",
     "data_dir": "Where the database, the generated `secret.key`, kept datasets and temporary files live.",
+    "database_url": "`postgresql://user:password@host:5432/db` to keep everything in PostgreSQL (several "
+    "processes can share it); `sqlite:///path` for another SQLite file. Unset: `DATA_DIR/bot.sqlite3`.",
     "secret_key": "Encrypts stored tokens and signs URLs. Unset: generated once into `DATA_DIR/secret.key` "
     "(back it up with the database).",
     "log_level": "`DEBUG`, `INFO`, `WARNING` or `ERROR`.",
