@@ -12,7 +12,8 @@ def test_placeholders_are_numbered_outside_literals_and_comments() -> None:
 
 
 def test_insert_or_ignore_becomes_on_conflict_do_nothing_before_returning() -> None:
-    assert to_postgres("INSERT OR IGNORE INTO t (a) VALUES (?)") == "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING"
+    translated = to_postgres("INSERT OR IGNORE INTO t (a) VALUES (?)")
+    assert translated == "INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING"
     assert (
         to_postgres("insert or ignore into t (a) values (?) RETURNING id")
         == "INSERT INTO t (a) values ($1) ON CONFLICT DO NOTHING RETURNING id"
@@ -32,7 +33,9 @@ def test_types_and_sqlite_only_clauses() -> None:
 
 def test_a_dropped_table_takes_the_keys_on_it_along() -> None:
     script = "CREATE TABLE t_new (x INTEGER);\nDROP TABLE t;\nALTER TABLE t_new RENAME TO t;"
-    assert to_postgres(script) == "CREATE TABLE t_new (x BIGINT);\nDROP TABLE t CASCADE;\nALTER TABLE t_new RENAME TO t;"
+    assert to_postgres(script) == (
+        "CREATE TABLE t_new (x BIGINT);\nDROP TABLE t CASCADE;\nALTER TABLE t_new RENAME TO t;"
+    )
 
 
 def test_scripts_split_only_at_semicolons_that_are_code() -> None:
