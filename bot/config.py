@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -113,6 +114,13 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         """The SQLite file used when DATABASE_URL is unset."""
         return self.data_dir / "bot.sqlite3"
+
+    @property
+    def database_password(self) -> str | None:
+        """The password in DATABASE_URL, to keep out of logs and messages."""
+        if self.database_url is None:
+            return None
+        return urlsplit(self.database_url.get_secret_value()).password
 
     @property
     def database_target(self) -> str:

@@ -13,7 +13,6 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
@@ -76,8 +75,8 @@ class Services:
         register_secret(secret_key)
         if settings.civitai_token is not None:
             register_secret(settings.civitai_token.get_secret_value())
-        if settings.database_url is not None and urlsplit(settings.database_url.get_secret_value()).password:
-            register_secret(str(urlsplit(settings.database_url.get_secret_value()).password))
+        if settings.database_password:
+            register_secret(settings.database_password)
         metrics = BotMetrics()
         datasets = DatasetStore.from_settings(settings)
         secretbox = SecretBox(SecretStr(secret_key))

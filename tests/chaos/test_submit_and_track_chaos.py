@@ -25,6 +25,7 @@ import pytest
 from bot.errors import UserFacingError
 from storage.models import JobStatus
 from tests.chaos.world import TOKEN, ChaosWorld, Draft, Killed
+from tests.databases import fresh_database
 
 SEEDS = (
     [int(os.environ["CHAOS_SEED"])]
@@ -45,17 +46,19 @@ def groups() -> list[list[int]]:
 @pytest.mark.parametrize("seeds", groups(), ids=lambda seeds: f"seeds{seeds[0]}-{seeds[-1]}")
 async def test_money_and_posts_stay_right_under_chaos(seeds: list[int], tmp_path: Path) -> None:
     for seed in seeds:
-        world = ChaosWorld(seed, tmp_path / f"seed-{seed}")
-        try:
-            await run_seed(world)
-        except AssertionError as exc:
-            raise AssertionError(
-                f"chaos seed {seed} broke an invariant (crashes: {'; '.join(world.crash_log) or 'none'}, "
-                f"{world.restarts} restart(s)): {exc}\nReplay it: CHAOS_SEED={seed} "
-                "pytest tests/chaos -p no:cacheprovider -q"
-            ) from exc
-        finally:
-            await world.close()
+        # Each seed is a new installation: a database of its own on the suite's backend.
+        with fresh_database(tmp_path / f"seed-{seed}") as database_url:
+            world = ChaosWorld(seed, tmp_path / f"seed-{seed}", database_url)
+            try:
+                await run_seed(world)
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"chaos seed {seed} broke an invariant (crashes: {'; '.join(world.crash_log) or 'none'}, "
+                    f"{world.restarts} restart(s)): {exc}\nReplay it: CHAOS_SEED={seed} "
+                    "pytest tests/chaos -p no:cacheprovider -q"
+                ) from exc
+            finally:
+                await world.close()
 
 
 async def run_seed(world: ChaosWorld) -> None:
