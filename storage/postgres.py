@@ -78,22 +78,26 @@ class PostgresConnection:
         return cls(conn, int(key))
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        row: Row | None = await self._call(sql, lambda text: self.raw.fetchrow(text, *_params(params)))
+        row: Row | None = await self._call(sql, lambda text: self.raw.fetchrow(text, *_params(params)), None)
         return row
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
-        rows = await self._call(sql, lambda text: self.raw.fetch(text, *_params(params)))
+        rows: list[Row] = await self._call(sql, lambda text: self.raw.fetch(text, *_params(params)), [])
         return list(rows)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
-        status = await self._call(sql, lambda text: self.raw.execute(text, *_params(params)))
+        status = await self._call(sql, lambda text: self.raw.execute(text, *_params(params)), "")
         return _changed(status)
 
     async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
-        await self._call(sql, lambda text: self.raw.executemany(text, [_params(row) for row in rows]))
+        await self._call(sql, lambda text: self.raw.executemany(text, [_params(row) for row in rows]), None)
 
-    async def _call(self, sql: str, action: Callable[[str], Awaitable[T]]) -> T:
+    async def _call(self, sql: str, action: Callable[[str], Awaitable[T]], nothing: T) -> T:
+        """Run ``action`` on the translated statement; ``nothing`` when the translation is empty
+        (a SQLite-only PRAGMA has nothing to do here)."""
         text = to_postgres(sql)
+        if not text:
+            return nothing
         try:
             if self._in_transaction or _is_read(sql):
                 return await action(text)
