@@ -30,56 +30,37 @@ class Table:
     has_id: bool  # an auto-numbered ``id`` (its counter must follow the copied ids)
 
 
+# Per backend: the bot's tables; each column with whether it is the auto-numbered id; the tables
+# a table refers to.
+_CATALOG = {
+    "sqlite": (
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        " AND name <> 'schema_version' ORDER BY name",
+        "SELECT name, name = 'id' AND pk = 1 AND upper(type) = 'INTEGER' FROM pragma_table_info(?) ORDER BY cid",
+        'SELECT DISTINCT "table" FROM pragma_foreign_key_list(?)',
+    ),
+    "postgresql": (
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        " AND table_type = 'BASE TABLE' AND table_name <> 'schema_version' ORDER BY table_name",
+        "SELECT column_name, column_name = 'id' AND is_identity = 'YES' FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint"
+        " WHERE contype = 'f' AND conrelid = (?::text)::regclass",
+    ),
+}
+
+
 async def tables(db: Database) -> list[Table]:
     """The bot's tables (not ``schema_version``, which each database keeps for itself), parents
     first."""
-    if db.dialect == "postgresql":
-        found = await _postgres_tables(db)
-    else:
-        found = await _sqlite_tables(db)
+    names_sql, columns_sql, parents_sql = _CATALOG[db.dialect]
+    found = []
+    for row in await db.all(names_sql):
+        name = str(row[0])
+        columns = await db.all(columns_sql, (name,))
+        parents = frozenset(parent[0] for parent in await db.all(parents_sql, (name,))) - {name}
+        found.append(Table(name, tuple(c[0] for c in columns), parents, any(bool(c[1]) for c in columns)))
     return _parents_first(found)
-
-
-async def _sqlite_tables(db: Database) -> list[Table]:
-    names = [
-        row[0]
-        for row in await db.all(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            " AND name <> 'schema_version' ORDER BY name"
-        )
-    ]
-    found = []
-    for name in names:
-        columns = await db.all("SELECT name, type, pk FROM pragma_table_info(?) ORDER BY cid", (name,))
-        parents = await db.all("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?)", (name,))
-        has_id = any(c[0] == "id" and c[2] == 1 and str(c[1]).upper() == "INTEGER" for c in columns)
-        found.append(Table(name, tuple(c[0] for c in columns), frozenset(p[0] for p in parents) - {name}, has_id))
-    return found
-
-
-async def _postgres_tables(db: Database) -> list[Table]:
-    names = [
-        row[0]
-        for row in await db.all(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-            " AND table_type = 'BASE TABLE' AND table_name <> 'schema_version' ORDER BY table_name"
-        )
-    ]
-    found = []
-    for name in names:
-        columns = await db.all(
-            "SELECT column_name, is_identity FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
-            (name,),
-        )
-        parents = await db.all(
-            "SELECT DISTINCT confrelid::regclass::text FROM pg_constraint"
-            " WHERE contype = 'f' AND conrelid = (?::text)::regclass",
-            (name,),
-        )
-        has_id = any(c[0] == "id" and c[1] == "YES" for c in columns)
-        found.append(Table(name, tuple(c[0] for c in columns), frozenset(p[0] for p in parents) - {name}, has_id))
-    return found
 
 
 def _parents_first(found: Sequence[Table]) -> list[Table]:
