@@ -278,3 +278,13 @@ async def test_recovery_takes_over_only_a_lease_that_ran_out(store: Store, clock
     taken = await store.jobs.take_over_submit(job.id, clock.now + timedelta(seconds=60))
     assert taken is not None and taken.status is JobStatus.SUBMITTING
     assert await store.jobs.take_over_submit(job.id, clock.now + timedelta(seconds=60)) is None  # taken once
+
+
+async def test_a_colliding_random_id_is_drawn_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend's unique-key error (SQLite's or PostgreSQL's) means: draw another id."""
+    first = await store.jobs.create(new_job())
+    drawn = iter([first.id, "fresh0id00"])
+    monkeypatch.setattr("storage.jobs.new_job_id", lambda: next(drawn))
+    second = await store.jobs.create(new_job(name="another"))
+    assert second.id == "fresh0id00" and second.name == "another"
+    assert (await store.jobs.get(first.id)).name == first.name  # type: ignore[union-attr]
