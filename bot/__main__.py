@@ -3,6 +3,8 @@
     python -m bot                          run the bot
     python -m bot doctor                   check the settings, tokens, public URL and database
     python -m bot dataset check FILE.zip   check a dataset offline (--json for machines)
+    python -m bot db migrate               apply the migrations to DATABASE_URL (the bot does it at start too)
+    python -m bot db copy --from URL --to URL   copy every row into a new, empty database
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--trigger-word", help="report captions that lack this word")
     check.add_argument("--sheet", metavar="PNG", help="also write the contact sheet to this file")
+    db = sub.add_parser("db", help="database tools").add_subparsers(dest="db_command")
+    migrate = db.add_parser("migrate", help="apply pending migrations (to DATABASE_URL unless --url)")
+    migrate.add_argument("--url", help="sqlite:///path or postgresql://… (default: DATABASE_URL, else DATA_DIR)")
+    copy = db.add_parser("copy", help="copy every row of one database into a new, empty one")
+    copy.add_argument("--from", dest="source", required=True, help="e.g. sqlite:///data/bot.sqlite3")
+    copy.add_argument("--to", dest="target", required=True, help="e.g. postgresql://bot:password@host:5432/bot")
     args = parser.parse_args(argv)
 
     if args.command in (None, "run"):
@@ -61,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
             trigger_word=args.trigger_word,
             contact_sheet=args.sheet,
         )
+    if args.command == "db" and args.db_command == "migrate":
+        from bot import db_cli
+
+        return asyncio.run(db_cli.migrate(args.url or load_settings().database_target))
+    if args.command == "db" and args.db_command == "copy":
+        from bot import db_cli
+
+        return asyncio.run(db_cli.copy(args.source, args.target))
     parser.print_help()
     return 2
 

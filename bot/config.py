@@ -11,6 +11,7 @@ import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,7 @@ DISCORD_API_BASE = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 SECRET_KEY_FILE = "secret.key"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
 class CivitaiMode(StrEnum):
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
 
     # Storage and secrets
     data_dir: Path = Path("./data")
+    # sqlite:///path (unset: DATA_DIR/bot.sqlite3) or postgresql://user:password@host:5432/db.
+    database_url: SecretStr | None = None
     secret_key: SecretStr | None = None
     log_level: LogLevel = "INFO"
 
@@ -115,9 +119,31 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(DATABASE_SCHEMES):
+            raise ValueError("use sqlite:///path/to/file.sqlite3 or postgresql://user:password@host:5432/database")
+        return value
+
     @property
     def database_path(self) -> Path:
+        """The SQLite file used when DATABASE_URL is unset."""
         return self.data_dir / "bot.sqlite3"
+
+    @property
+    def database_password(self) -> str | None:
+        """The password in DATABASE_URL, to keep out of logs and messages."""
+        if self.database_url is None:
+            return None
+        return urlsplit(self.database_url.get_secret_value()).password
+
+    @property
+    def database_target(self) -> str:
+        """What ``Store.open`` connects to: DATABASE_URL, else the SQLite file in DATA_DIR."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.database_path}"
 
     @property
     def simulated(self) -> bool:

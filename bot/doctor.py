@@ -24,6 +24,7 @@ from bot.civitai import errors as civitai_errors
 from bot.civitai.client import OrchestratorClient, RetryPolicy
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode, DatasetTransport, Settings, ensure_secret_key
+from bot.db_cli import shown
 from bot.hooks import DOCTOR_PROBE_PATH, doctor_proof
 from bot.invite import invite_url
 from bot.logging_setup import redact, register_secret, setup_logging
@@ -116,31 +117,38 @@ def check_data_folder(settings: Settings) -> Check:
 
 
 async def check_database(settings: Settings) -> Check:
-    path = settings.database_path.resolve()
+    target = settings.database_target
+    if settings.database_password:
+        register_secret(settings.database_password)
+    where = shown(target) if settings.database_url is not None else str(settings.database_path.resolve())
     try:
-        store = await Store.open(path)
+        store = await Store.open(target)
     except Exception as exc:
         return Check(
             "Database",
             Status.FAIL,
-            f"cannot open {path}: {exc}",
-            "check that the file is not damaged or used by an older version of the bot; restore it from a backup",
+            f"cannot open {where}: {redact(str(exc))}",
+            "check DATABASE_URL (server running, user, password, database name) or, for a SQLite file, that it"
+            " is not damaged or used by an older version of the bot; restore it from a backup",
         )
     try:
+        kind = await store.describe()
         version, latest = await store.schema_version()
         problems = await store.integrity_problems()
     finally:
         await store.close()
     if problems:
-        return Check("Database", Status.FAIL, f"{path} is damaged: {'; '.join(problems[:3])}", "restore a backup")
+        return Check("Database", Status.FAIL, f"{where} is damaged: {'; '.join(problems[:3])}", "restore a backup")
     if version != latest:
         return Check(
             "Database",
             Status.FAIL,
-            f"{path} is at schema version {version}, this code expects {latest}",
+            f"{where} ({kind}) is at schema version {version}, this code expects {latest}",
             "run the version of the bot that matches this database",
         )
-    return Check("Database", Status.OK, f"{path} opens; migrations applied (schema version {version}); integrity ok")
+    return Check(
+        "Database", Status.OK, f"{kind} at {where} opens; migrations applied (schema version {version} of {latest})"
+    )
 
 
 # -- Discord -----------------------------------------------------------------------------------
@@ -193,7 +201,7 @@ async def _simulated(settings: Settings) -> bool:
     if settings.civitai_mode is not CivitaiMode.AUTO or settings.civitai_token is not None:
         return settings.simulated
     try:
-        store = await Store.open(settings.database_path)
+        store = await Store.open(settings.database_target)
     except Exception:
         return True
     try:

@@ -79,12 +79,14 @@ class Services:
         register_secret(secret_key)
         if settings.civitai_token is not None:
             register_secret(settings.civitai_token.get_secret_value())
+        if settings.database_password:
+            register_secret(settings.database_password)
         metrics = BotMetrics()
         datasets = DatasetStore.from_settings(settings)
         secretbox = SecretBox(SecretStr(secret_key))
         async with contextlib.AsyncExitStack() as stack:
             defaults = GuildDefaults(cooldown_seconds=settings.command_cooldown_seconds)
-            store = await Store.open(settings.database_path, defaults=defaults, clock=clock.now)
+            store = await Store.open(settings.database_target, defaults=defaults, clock=clock.now)
             stack.push_async_callback(store.close)
             metrics.jobs.set_source(lambda: job_counts_by_status(store))
             relay = CallbackRelay()

@@ -49,6 +49,8 @@ MEANINGS: dict[str, str] = {
     "http_max_connections_per_peer": "Most simultaneous connections from one address; more are refused. "
     "Behind a reverse proxy every connection comes from the proxy: raise it to the proxy's own limit.",
     "data_dir": "Where the database, the generated `secret.key`, kept datasets and temporary files live.",
+    "database_url": "`postgresql://user:password@host:5432/db` to keep everything in PostgreSQL (several "
+    "processes can share it); `sqlite:///path` for another SQLite file. Unset: `DATA_DIR/bot.sqlite3`.",
     "secret_key": "Encrypts stored tokens and signs URLs. Unset: generated once into `DATA_DIR/secret.key` "
     "(back it up with the database).",
     "log_level": "`DEBUG`, `INFO`, `WARNING` or `ERROR`.",

@@ -16,9 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database, from_db_time
+from storage.db import Database, Row, from_db_time
 from storage.ledger import insert_charge
 from storage.models import Payer
 
@@ -64,7 +62,7 @@ class CaptionRun(NewCaptionRun):
     created_at: datetime
 
 
-def _run_from_row(row: aiosqlite.Row) -> CaptionRun:
+def _run_from_row(row: Row) -> CaptionRun:
     return CaptionRun(
         id=row["id"], guild_id=row["guild_id"], channel_id=row["channel_id"], user_id=row["user_id"],
         source_digest=row["source_digest"], mode=row["mode"], style=row["style"], trigger_word=row["trigger_word"],

@@ -5,15 +5,20 @@ statements that must land together go through ``Database.transaction()``. Every 
 connection takes one asyncio lock: with a single shared connection, a statement from another
 coroutine would otherwise run inside (and be committed or rolled back with) an unrelated
 transaction.
+
+Two backends sit behind the same ``Connection`` interface: SQLite (here, aiosqlite) and
+PostgreSQL (storage.postgres, asyncpg). Repositories write SQLite's dialect, within the subset
+storage.dialect documents; the PostgreSQL connection translates it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -52,54 +57,141 @@ def placeholders(values: Iterable[Any]) -> str:
     return ", ".join("?" for _ in values)
 
 
+class Row(Protocol):
+    """A result row of either backend: by column name or position."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+
+class IntegrityError(Exception):
+    """A constraint refused a write (either backend)."""
+
+
+class UniqueViolation(IntegrityError):
+    """A UNIQUE or PRIMARY KEY constraint refused a write."""
+
+
+class Connection(Protocol):
+    """One open connection to a backend; the caller serialises its use (Database's lock)."""
+
+    dialect: str  # "sqlite" or "postgresql"
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None: ...
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]: ...
+    async def execute(self, sql: str, params: Params = ()) -> int: ...
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None: ...
+    def transaction(self) -> AbstractAsyncContextManager[None]: ...
+    async def server_version(self) -> str: ...
+    async def close(self) -> None: ...
+
+
+_UNIQUE_ERRORS = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"}
+
+
+@contextmanager
+def _sqlite_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        kind = UniqueViolation if getattr(exc, "sqlite_errorname", "") in _UNIQUE_ERRORS else IntegrityError
+        raise kind(str(exc)) from exc
+
+
+class SqliteConnection:
+    """aiosqlite in autocommit mode; ``transaction()`` is BEGIN IMMEDIATE … COMMIT."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.raw = conn
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
+        with _sqlite_errors():
+            async with self.raw.execute(sql, params) as cursor:
+                row: aiosqlite.Row | None = await cursor.fetchone()
+        return row
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        with _sqlite_errors():
+            async with self.raw.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        with _sqlite_errors():
+            async with self.raw.execute(sql, params) as cursor:
+                return cursor.rowcount
+
+    async def execute_many(self, sql: str, rows: Iterable[Params]) -> None:
+        with _sqlite_errors():
+            await self.raw.executemany(sql, rows)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """IMMEDIATE takes SQLite's write lock at the start, so another process sharing the file
+        cannot slip a write between this transaction's reads and writes."""
+        await self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self.raw.in_transaction:
+                await self.raw.execute("ROLLBACK")
+            raise
+        await self.raw.execute("COMMIT")
+
+    async def server_version(self) -> str:
+        return sqlite3.sqlite_version
+
+    async def close(self) -> None:
+        await self.raw.close()
+
+
 class Session:
     """Statements on the connection. Whoever holds a Session holds the lock."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    async def one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
-            row: aiosqlite.Row | None = await cursor.fetchone()
-        return row
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
+        return await self.conn.fetch_one(sql, params)
 
-    async def all(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self.conn.fetch_all(sql, params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
         """Execute a write; return the number of rows it changed."""
-        async with self.conn.execute(sql, params) as cursor:
-            return cursor.rowcount
+        return await self.conn.execute(sql, params)
 
     async def run_many(self, sql: str, rows: Iterable[Params]) -> None:
-        """Execute one write for each row, in a single call to the database thread."""
-        await self.conn.executemany(sql, rows)
+        """Execute one write for each row, in a single call to the database."""
+        await self.conn.execute_many(sql, rows)
 
     async def insert(self, sql: str, params: Params = ()) -> int:
-        """Execute an INSERT; return the new row's rowid."""
-        async with self.conn.execute(sql, params) as cursor:
-            rowid = cursor.lastrowid
-        if rowid is None:
-            raise RuntimeError("INSERT produced no rowid")
-        return rowid
+        """Execute an INSERT into a table with an ``id INTEGER PRIMARY KEY``; return the new id."""
+        row = await self.conn.fetch_one(sql + " RETURNING id", params)
+        if row is None:
+            raise RuntimeError("INSERT produced no row")
+        return int(row[0])
 
 
 class Database:
-    def __init__(self, conn: aiosqlite.Connection, clock: Clock = utcnow) -> None:
+    def __init__(self, conn: Connection, clock: Clock = utcnow) -> None:
         self.conn = conn
         self.clock = clock
         self._lock = asyncio.Lock()
         self._session = Session(conn)
 
+    @property
+    def dialect(self) -> str:
+        return self.conn.dialect
+
     def now(self) -> str:
         return to_db_time(self.clock())
 
-    async def one(self, sql: str, params: Params = ()) -> aiosqlite.Row | None:
+    async def one(self, sql: str, params: Params = ()) -> Row | None:
         async with self._lock:
             return await self._session.one(sql, params)
 
-    async def all(self, sql: str, params: Params = ()) -> list[aiosqlite.Row]:
+    async def all(self, sql: str, params: Params = ()) -> list[Row]:
         async with self._lock:
             return await self._session.all(sql, params)
 
@@ -125,20 +217,10 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back if the block raises.
-
-        IMMEDIATE takes SQLite's write lock at the start, so another process sharing the file
-        cannot slip a write between this transaction's reads and writes.
-        """
-        async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._session
-            except BaseException:
-                if self.conn.in_transaction:
-                    await self.conn.execute("ROLLBACK")
-                raise
-            await self.conn.execute("COMMIT")
+        """Statements that land together or not at all, with no other writer in between (SQLite:
+        BEGIN IMMEDIATE; PostgreSQL: the store's write lock, see storage.postgres)."""
+        async with self._lock, self.conn.transaction():
+            yield self._session
 
     async def close(self) -> None:
         async with self._lock:

@@ -15,9 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database, from_db_time, placeholders
+from storage.db import Database, Row, from_db_time, placeholders
 from storage.ledger import spent_since
 from storage.models import Claim, ClaimRefusal, LedgerKind, Payer, SubmitLimits, TokenSource
 
@@ -92,7 +90,7 @@ class Generation:
         return self.price_charged or self.price_quoted or self.price_estimate or 0.0
 
 
-def _from_row(row: aiosqlite.Row) -> Generation:
+def _from_row(row: Row) -> Generation:
     return Generation(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -122,7 +120,7 @@ _INSERT_CHARGE = (
 )
 
 
-def _charge_of(row: aiosqlite.Row) -> tuple[Any, ...]:
+def _charge_of(row: Row) -> tuple[Any, ...]:
     """The first columns of a generation's charge row (amount and times follow)."""
     return (row["guild_id"], row["user_id"], row["id"], row["payer"], LedgerKind.CHARGE.value)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database, from_db_time
+from storage.db import Database, Row, from_db_time
 from storage.models import GUILD_SETTING_FIELDS, Block, GuildDefaults, GuildSettings, Payer, ThreadMode
 
 # Lowest value each numeric setting accepts (the schema has the same CHECKs).
@@ -44,7 +42,7 @@ def _column_value(name: str, value: Any) -> Any:
     return value
 
 
-def _block_from_row(row: aiosqlite.Row) -> Block:
+def _block_from_row(row: Row) -> Block:
     return Block(
         guild_id=row["guild_id"],
         user_id=row["user_id"],

@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import string
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-import aiosqlite
-
-from storage.db import Database, Session, from_db_time, optional_db_time, optional_time, placeholders, to_db_time
+from storage.db import (
+    Database,
+    Row,
+    Session,
+    UniqueViolation,
+    from_db_time,
+    optional_db_time,
+    optional_time,
+    placeholders,
+    to_db_time,
+)
 from storage.ledger import drop_charge, insert_charge, set_charge, spent_since
 from storage.models import (
     ACTIVE_STATUSES,
@@ -88,7 +95,7 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
-def _job_from_row(row: aiosqlite.Row) -> Job:
+def _job_from_row(row: Row) -> Job:
     return Job(
         id=row["id"],
         guild_id=row["guild_id"],
@@ -166,10 +173,10 @@ class JobRepository:
                         now,
                     ),
                 )
-            except sqlite3.IntegrityError as exc:
-                if "jobs.id" in str(exc) or "jobs.external_id" in str(exc):
-                    continue  # a random id collided: draw another
-                raise
+            except UniqueViolation:
+                # A new draft has no workflow id yet: only its random id or external id can
+                # collide. Draw another.
+                continue
             return await self._require(job_id)
         raise RuntimeError(f"could not draw an unused job id in {_ID_ATTEMPTS} attempts")
 

@@ -1,4 +1,8 @@
-"""Numbered SQL migrations (``migrations/NNNN_name.sql``), applied in order, once each."""
+"""Numbered SQL migrations (``migrations/NNNN_name.sql``), applied in order, once each.
+
+One script per version, in the project's SQL (storage.dialect): SQLite runs it as written,
+PostgreSQL gets it translated (storage.postgres).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from dataclasses import dataclass
 from importlib import resources
 
 import aiosqlite
+
+from storage.db import Connection, SqliteConnection
+from storage.postgres import PostgresConnection
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -36,7 +43,12 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-async def current_version(db: aiosqlite.Connection) -> int:
+async def current_version(db: aiosqlite.Connection | Connection) -> int:
+    if isinstance(db, PostgresConnection):
+        return await db.current_version()
+    if isinstance(db, SqliteConnection):
+        db = db.raw
+    assert isinstance(db, aiosqlite.Connection)
     await db.execute(
         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, name TEXT NOT NULL,"
         " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
@@ -46,11 +58,37 @@ async def current_version(db: aiosqlite.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-async def apply_migrations(db: aiosqlite.Connection, migrations: Sequence[Migration] | None = None) -> list[int]:
+async def apply_migrations(
+    db: aiosqlite.Connection | Connection, migrations: Sequence[Migration] | None = None
+) -> list[int]:
     """Apply every migration newer than the database; return the versions applied.
 
     ``migrations`` defaults to the packaged ones (tests pass their own).
     """
+    chosen = load_migrations() if migrations is None else migrations
+    if isinstance(db, PostgresConnection):
+        return await _apply_postgres(db, chosen)
+    if isinstance(db, SqliteConnection):
+        db = db.raw
+    assert isinstance(db, aiosqlite.Connection)
+    return await _apply_sqlite(db, chosen)
+
+
+async def _apply_postgres(db: PostgresConnection, migrations: Sequence[Migration]) -> list[int]:
+    applied = []
+    async with db.migrating() as version:
+        for migration in migrations:
+            if migration.version <= version:
+                continue
+            try:
+                await db.apply_script(migration.version, migration.name, migration.sql)
+            except Exception as exc:
+                raise MigrationError(f"migration {migration.name} failed and was rolled back: {exc}") from exc
+            applied.append(migration.version)
+    return applied
+
+
+async def _apply_sqlite(db: aiosqlite.Connection, migrations: Sequence[Migration]) -> list[int]:
     applied = []
     version = await current_version(db)
     async with db.execute("PRAGMA foreign_keys") as cursor:
@@ -62,7 +100,7 @@ async def apply_migrations(db: aiosqlite.Connection, migrations: Sequence[Migrat
     # checked before the migration commits instead.
     await db.execute("PRAGMA foreign_keys=OFF")
     try:
-        for migration in load_migrations() if migrations is None else migrations:
+        for migration in migrations:
             if migration.version <= version:
                 continue
             await _apply(db, migration)

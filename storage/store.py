@@ -1,4 +1,5 @@
-"""The store: one aiosqlite connection in WAL mode, migrated at open, with its repositories."""
+"""The store: one connection (SQLite in WAL mode, or PostgreSQL), migrated at open, with its
+repositories."""
 
 from __future__ import annotations
 
@@ -8,14 +9,76 @@ import aiosqlite
 
 from storage.audit import AuditRepository
 from storage.captions import CaptionRunRepository
-from storage.db import Clock, Database, utcnow
+from storage.db import Clock, Connection, Database, SqliteConnection, utcnow
 from storage.guilds import GuildRepository
 from storage.jobs import JobRepository
 from storage.journal import DeliveryRepository, EpochRepository, EventRepository, PostIntentRepository
 from storage.ledger import LedgerRepository
 from storage.migrations import apply_migrations, current_version, load_migrations
 from storage.models import FORGOTTEN_MEMBER_ID, GuildDefaults
+from storage.postgres import PostgresConnection
 from storage.users import UserRepository
+
+SQLITE_SCHEME = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def sqlite_url(path: Path | str) -> str:
+    return SQLITE_SCHEME + str(path)
+
+
+def is_postgres(target: Path | str) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
+
+
+def sqlite_path(target: Path | str) -> Path | str:
+    """The file of a ``sqlite:///…`` URL (or a plain path); ``:memory:`` stays as it is."""
+    if isinstance(target, Path):
+        return target
+    if target.startswith(SQLITE_SCHEME):
+        target = target.removeprefix(SQLITE_SCHEME)
+    elif "://" in target:
+        raise ValueError(
+            f"unsupported database URL scheme in {target.split('://')[0]}://…:"
+            " use sqlite:///path/to/file or postgresql://user@host/db"
+        )
+    return target if target == ":memory:" else Path(target)
+
+
+async def _open_sqlite(path: Path | str) -> Connection:
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Autocommit: every statement commits by itself unless inside Database.transaction().
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await apply_migrations(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return SqliteConnection(conn)
+
+
+async def _open_postgres(url: str) -> Connection:
+    conn = await PostgresConnection.connect(url)
+    try:
+        await apply_migrations(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+# Whether an audit entry's JSON details hold the member id ?1 (as a number) or ?2 (as text)
+# anywhere: JSON functions are the one thing the two backends spell differently.
+_NAMES_IN_DETAILS = {
+    "sqlite": "EXISTS (SELECT 1 FROM json_tree(audit_log.details) WHERE atom = ?1 OR atom = ?2)",
+    "postgresql": "jsonb_path_exists(details::jsonb, 'strict $.** ? (@ == $n || @ == $s)',"
+    " jsonb_build_object('n', ?1::bigint, 's', ?2::text))",
+}
 
 
 class Store:
@@ -33,27 +96,18 @@ class Store:
         self.captions = CaptionRunRepository(db)
 
     @classmethod
-    async def open(
-        cls, path: Path | str, *, defaults: GuildDefaults | None = None, clock: Clock = utcnow
-    ) -> Store:
+    async def open(cls, target: Path | str, *, defaults: GuildDefaults | None = None, clock: Clock = utcnow) -> Store:
         """Connect, apply pending migrations and return the store.
 
+        ``target`` is a SQLite file (a path or ``sqlite:///path``) or a ``postgresql://`` URL.
         ``defaults`` are the global guild defaults (``bot.services`` builds them from the
         settings); ``clock`` lets tests control time.
         """
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every statement commits by itself unless inside Database.transaction().
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            conn.row_factory = aiosqlite.Row
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
-            await apply_migrations(conn)
-        except BaseException:
-            await conn.close()
-            raise
+        conn = await (
+            _open_postgres(target)
+            if isinstance(target, str) and is_postgres(target)
+            else _open_sqlite(sqlite_path(target))
+        )
         return cls(Database(conn, clock), defaults)
 
     async def close(self) -> None:
@@ -63,8 +117,16 @@ class Store:
         """(the database's migration version, the newest migration this code ships)."""
         return await current_version(self.db.conn), len(load_migrations())
 
+    async def describe(self) -> str:
+        """The backend and its version, e.g. "SQLite 3.40.1" or "PostgreSQL 15.8"."""
+        name = "PostgreSQL" if self.db.dialect == "postgresql" else "SQLite"
+        return f"{name} {await self.db.conn.server_version()}"
+
     async def integrity_problems(self) -> list[str]:
-        """What SQLite's quick_check finds wrong with the file (empty when it is sound)."""
+        """What SQLite's quick_check finds wrong with the file (empty when it is sound).
+        PostgreSQL checks its own pages (there is nothing to ask it here)."""
+        if self.db.dialect != "sqlite":
+            return []
         rows = await self.db.all("PRAGMA quick_check")
         found = [str(row[0]) for row in rows]
         return [] if found == ["ok"] else found
@@ -103,8 +165,7 @@ class Store:
             await session.run("UPDATE guild_blocks SET blocked_by = NULL WHERE blocked_by = ?", (user_id,))
             # Details are free-form JSON: any value equal to the id (as number or text) names them.
             removed["audit_log"] = await session.run(
-                "DELETE FROM audit_log WHERE actor_id = ?1 OR subject_id = ?1 OR EXISTS ("
-                " SELECT 1 FROM json_tree(audit_log.details) WHERE atom = ?1 OR atom = ?2)",
+                "DELETE FROM audit_log WHERE actor_id = ?1 OR subject_id = ?1 OR " + _NAMES_IN_DETAILS[self.db.dialect],
                 (user_id, str(user_id)),
             )
         return removed

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,10 +18,11 @@ import pytest
 
 from bot.civitai.simulator import Simulator
 from bot.config import Settings
-from bot.doctor import settings_problems
+from bot.doctor import Status, check_database, settings_problems
 from bot.invite import PERMISSIONS
 from bot.metrics import BotMetrics
 from bot.web.wiring import build_web_server
+from storage.migrations import load_migrations
 from tests.stage.server import Stage
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -217,3 +219,23 @@ async def test_with_hosted_datasets_a_public_url_the_orchestrator_refuses_fails(
     (failure,) = lines_marked(output, "✗")
     assert failure.startswith("✗ Public URL:") and "reaches this bot" in failure
     assert "must start with https://" in output and "refuses to start" in output
+
+
+async def test_the_database_is_reported_with_its_kind_version_and_migrations(tmp_path: Path, postgres_url: str) -> None:
+    latest = len(load_migrations())
+    on_sqlite = await check_database(Settings(_env_file=None, data_dir=tmp_path, database_url=None))  # type: ignore[call-arg]
+    assert on_sqlite.status is Status.OK
+    assert on_sqlite.detail.startswith(f"SQLite {sqlite3.sqlite_version} at "), on_sqlite.detail
+    assert "bot.sqlite3 opens" in on_sqlite.detail
+    assert f"schema version {latest} of {latest}" in on_sqlite.detail
+
+    on_postgres = await check_database(Settings(_env_file=None, data_dir=tmp_path, database_url=postgres_url))  # type: ignore[call-arg]
+    assert on_postgres.status is Status.OK
+    assert on_postgres.detail.startswith("PostgreSQL 1"), on_postgres.detail
+    assert f"schema version {latest} of {latest}" in on_postgres.detail
+
+    unreachable = f"postgresql://bot:hunter2-db-password@127.0.0.1:{free_port()}/bot"
+    failed = await check_database(Settings(_env_file=None, data_dir=tmp_path, database_url=unreachable))  # type: ignore[call-arg]
+    assert failed.status is Status.FAIL
+    assert "cannot open postgresql://bot:***@127.0.0.1:" in failed.detail and "DATABASE_URL" in (failed.fix or "")
+    assert "hunter2" not in failed.detail

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import sqlite3
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 from bot.invite import PERMISSIONS
+from storage import Store
+from tests.databases import suite_backend_url
 from tests.stage import Stage, StageMember
 from tests.stage.bots import BotProcess
 from tests.stage.server import MessageState
@@ -56,7 +59,9 @@ async def test_a_fresh_start_with_only_a_discord_token_runs_simulated(
         assert f"client_id={stage.application_id}" in invite.group(0)
         assert "scope=bot+applications.commands" in invite.group(0)
         assert f"permissions={PERMISSIONS}" in invite.group(0)
-        assert (process.data_dir / "bot.sqlite3").exists() and (process.data_dir / "secret.key").exists()
+        assert (process.data_dir / "secret.key").exists()
+        # The database: the default SQLite file in DATA_DIR (on the PostgreSQL pass, DATABASE_URL).
+        assert (process.data_dir / "bot.sqlite3").exists() is (suite_backend_url() is None)
     finally:
         assert await process.stop() == 0
     assert "Traceback" not in log_of(process)
@@ -133,6 +138,13 @@ async def test_sigterm_stops_cleanly_within_seconds(
     log = log_of(bot_process)
     assert "Shutting down" in log and "Traceback" not in log
     assert port_is_free(host, port)
+    if suite_backend_url() is not None:  # PostgreSQL: what the bot wrote is there
+        store = await Store.open(os.environ["DATABASE_URL"])
+        try:
+            assert await store.db.one("SELECT value FROM meta WHERE key LIKE 'command_tree_hash:%'") is not None
+        finally:
+            await store.close()
+        return
     # The last connection closed properly: the WAL was checkpointed into the file and removed.
     wal = database.with_name(database.name + "-wal")
     assert not wal.exists() or wal.stat().st_size == 0

@@ -46,8 +46,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "data" / "bot.sqlite3", clock=clock.now)
+async def store(database_url: str, clock: Clock) -> AsyncIterator[Store]:
+    opened = await Store.open(database_url, clock=clock.now)
     yield opened
     await opened.close()
 

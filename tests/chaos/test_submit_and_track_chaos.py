@@ -25,6 +25,7 @@ import pytest
 from bot.errors import UserFacingError
 from storage.models import JobStatus
 from tests.chaos.world import TOKEN, ChaosWorld, Draft, Killed
+from tests.databases import fresh_database
 
 SEEDS = (
     [int(os.environ["CHAOS_SEED"])]
@@ -46,17 +47,19 @@ def groups() -> list[list[int]]:
 async def test_money_and_posts_stay_right_under_chaos(seeds: list[int], tmp_path: Path) -> None:
     checked = crashes = 0
     for seed in seeds:
-        world = ChaosWorld(seed, tmp_path / f"seed-{seed}")
-        try:
-            await run_seed(world)
-        except AssertionError as exc:
-            raise AssertionError(
-                f"chaos seed {seed} broke an invariant (crashes: {'; '.join(world.crash_log) or 'none'}, "
-                f"{world.restarts} restart(s)): {exc}\nReplay it: CHAOS_SEED={seed} "
-                "pytest tests/chaos -p no:cacheprovider -q"
-            ) from exc
-        finally:
-            await world.close()
+        # Each seed is a new installation: a database of its own on the suite's backend.
+        with fresh_database(tmp_path / f"seed-{seed}") as database_url:
+            world = ChaosWorld(seed, tmp_path / f"seed-{seed}", database_url)
+            try:
+                await run_seed(world)
+            except AssertionError as exc:
+                raise AssertionError(
+                    f"chaos seed {seed} broke an invariant (crashes: {'; '.join(world.crash_log) or 'none'}, "
+                    f"{world.restarts} restart(s)): {exc}\nReplay it: CHAOS_SEED={seed} "
+                    "pytest tests/chaos -p no:cacheprovider -q"
+                ) from exc
+            finally:
+                await world.close()
         checked += world.checked
         crashes += len(world.crash_log)
     # Shown with -s: the figures of a run (seeds, crashes survived, invariants checked, violations).

@@ -148,8 +148,9 @@ class Draft:
 
 
 class ChaosWorld:
-    def __init__(self, seed: int, root: Path) -> None:
+    def __init__(self, seed: int, root: Path, database_url: str) -> None:
         self.seed = seed
+        self.database_url = database_url
         self.rng = random.Random(seed)
         self.root = root
         self.clock = Clock()
@@ -172,6 +173,7 @@ class ChaosWorld:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             data_dir=self.root / "data",
+            database_url=self.database_url,  # type: ignore[arg-type]
             civitai_mode=CivitaiMode.REAL,
             civitai_token=TOKEN,  # type: ignore[arg-type]
             orchestrator_url=self.sim_url,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ GUILD, ALICE, ROLE, CHANNEL, OTHER_CHANNEL = 1, 10, 100, 1000, 2000
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def store(database_url: str) -> AsyncIterator[Store]:
+    store = await Store.open(database_url)
     yield store
     await store.close()
 
@@ -30,8 +29,16 @@ def alice(channel: int = CHANNEL, roles: frozenset[int] = frozenset(), parent: i
 async def submitted_job(store: Store, price: float = 2000) -> None:
     job = await store.jobs.create(
         NewJob(
-            guild_id=GUILD, channel_id=CHANNEL, user_id=ALICE, name="run", variant=Variant.DEV, params={},
-            dataset_digest="d" * 64, image_count=10, payer=Payer.OPERATOR, token_source=TokenSource.OPERATOR,
+            guild_id=GUILD,
+            channel_id=CHANNEL,
+            user_id=ALICE,
+            name="run",
+            variant=Variant.DEV,
+            params={},
+            dataset_digest="d" * 64,
+            image_count=10,
+            payer=Payer.OPERATOR,
+            token_source=TokenSource.OPERATOR,
         )
     )
     assert await store.jobs.claim_for_submit(job.id)

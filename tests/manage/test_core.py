@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -32,8 +31,8 @@ def test_audit_lines_read_as_sentences() -> None:
     assert describe(entry("job.submit")) == "📤 <@7> submitted `?` (?, ? Buzz)"
 
 
-async def test_a_failing_listener_never_breaks_the_audited_action(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "db.sqlite3")
+async def test_a_failing_listener_never_breaks_the_audited_action(database_url: str) -> None:
+    store = await Store.open(database_url)
     trail = AuditTrail(store)
     heard: list[str] = []
 

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from bot.app import TrainerBot
+from storage import Store
+from storage.copy import snapshot
 from tests.manage.helpers import dataset, quote, simulator, start_run, train
 from tests.stage import Stage, StageMember
 
 
-def rows_naming(database: Path, user_id: int) -> dict[str, int]:
+async def rows_naming(store: Store, user_id: int) -> dict[str, int]:
     """Rows, per table, with any column equal to the id or containing it as text."""
     found: dict[str, int] = {}
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in tables:
-            for row in db.execute(f'SELECT * FROM "{table}"'):
-                if any(value == user_id or str(user_id) in str(value) for value in row):
-                    found[table] = found.get(table, 0) + 1
+    for table, rows in (await snapshot(store)).items():
+        for row in rows:
+            if any(value == user_id or str(user_id) in str(value) for value in row):
+                found[table] = found.get(table, 0) + 1
     return found
 
 
@@ -47,7 +46,7 @@ async def test_forget_deletes_every_row_of_the_member_and_cancels_their_runs(
     await (await admin.slash("admin unblock", member="alice")).reply()
     bobs = await start_run(bot, stage, bob, data, name="bobs")
     await bot.services.audit.drain()
-    assert set(rows_naming(store_path(bot), alice.id)) >= {"jobs", "spend_ledger", "user_settings", "audit_log"}
+    assert set(await rows_naming(store, alice.id)) >= {"jobs", "spend_ledger", "user_settings", "audit_log"}
 
     month = bot.services.clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     spent_before = await store.ledger.spent_by_guild(stage.guild.id, month)
@@ -58,7 +57,7 @@ async def test_forget_deletes_every_row_of_the_member_and_cancels_their_runs(
     done = await alice.wait_ephemeral(lambda m: m.embed["title"] == "Your data is deleted")
     assert "1 running job(s) were cancelled first" in done.text and "Refunds are Civitai's decision" in done.text
 
-    assert rows_naming(store_path(bot), alice.id) == {}
+    assert await rows_naming(store, alice.id) == {}
     assert simulator(bot)._records[running.workflow_id or ""].status == "canceled"
     assert stage.channel(thread.id).deleted and stage.messages[card.id].deleted
     assert bot.services.datasets.path_for(only_hers.digest or "") is None  # her images are gone
@@ -72,6 +71,3 @@ async def test_forget_deletes_every_row_of_the_member_and_cancels_their_runs(
     usage = await (await admin.slash("admin usage")).reply()
     assert "members who asked to be forgotten" in usage.text and f"<@{alice.id}>" not in usage.text
 
-
-def store_path(bot: TrainerBot) -> Path:
-    return bot.services.settings.database_path

@@ -1,4 +1,5 @@
-"""A real SQLite file per test under tmp_path, with a clock the test controls."""
+"""A real database per test (a SQLite file under tmp_path, or a PostgreSQL schema: see
+tests/databases.py), with a clock the test controls."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
-    opened = await Store.open(db_path, clock=clock)
+async def store(database_url: str, clock: FakeClock) -> AsyncIterator[Store]:
+    opened = await Store.open(database_url, clock=clock)
     yield opened
     await opened.close()
 

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
-
-import aiosqlite
 
 from storage import Store
+from storage.copy import snapshot
 from storage.generations import GenerationKind, GenerationRepository, NewGeneration
 from storage.models import FORGOTTEN_MEMBER_ID, Payer, TokenSource
 from tests.storage.conftest import ADMIN, CHANNEL, GUILD, OTHER_USER, USER, new_job
 
 
-async def rows_mentioning(path: Path, user_id: int) -> list[tuple[str, tuple[object, ...]]]:
+async def rows_mentioning(store: Store, user_id: int) -> list[tuple[str, tuple[object, ...]]]:
     """Every row of every table with a cell equal to the id, or text containing it."""
-    found = []
-    async with aiosqlite.connect(path) as conn:
-        async with conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cursor:
-            tables = [row[0] for row in await cursor.fetchall()]
-        for table in tables:
-            async with conn.execute(f'SELECT * FROM "{table}"') as cursor:
-                for row in await cursor.fetchall():
-                    if any(cell == user_id or (isinstance(cell, str) and str(user_id) in cell) for cell in row):
-                        found.append((table, tuple(row)))
-    return found
+    return [
+        (table, row)
+        for table, rows in (await snapshot(store)).items()
+        for row in rows
+        if any(cell == user_id or (isinstance(cell, str) and str(user_id) in cell) for cell in row)
+    ]
 
 
 async def populate(store: Store, user_id: int, admin_id: int) -> None:
@@ -61,15 +55,15 @@ def new_generation(user_id: int, job_id: str | None) -> NewGeneration:
     )  # fmt: skip
 
 
-async def test_forget_user_leaves_no_row_naming_them(store: Store, db_path: Path) -> None:
+async def test_forget_user_leaves_no_row_naming_them(store: Store) -> None:
     await populate(store, USER, ADMIN)
     await populate(store, OTHER_USER, ADMIN)
     await store.guilds.block(GUILD, ADMIN, by=USER, reason="the forgotten member blocked an admin")
-    assert await rows_mentioning(db_path, USER)  # the scan does see the member before
+    assert await rows_mentioning(store, USER)  # the scan does see the member before
 
     removed = await store.forget_user(USER)
 
-    assert await rows_mentioning(db_path, USER) == []
+    assert await rows_mentioning(store, USER) == []
     assert removed["jobs"] == 1 and removed["user_settings"] == 1 and removed["audit_log"] == 4
     # Others keep everything; the block the member placed stays, without their name.
     assert (await store.users.get(OTHER_USER)).has_token

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,9 +45,9 @@ async def test_concurrent_confirm_clicks_claim_once(store: Store) -> None:
     assert (await store.jobs.get(job.id)).status is JobStatus.SUBMITTING  # type: ignore[union-attr]
 
 
-async def test_two_processes_claim_once(store: Store, db_path: Path) -> None:
+async def test_two_processes_claim_once(store: Store, database_url: str) -> None:
     job = await store.jobs.create(new_job())
-    second = await Store.open(db_path)
+    second = await Store.open(database_url)
     try:
         results = await asyncio.gather(*(s.jobs.claim_for_submit(job.id) for _ in range(5) for s in (store, second)))
     finally:
@@ -230,10 +229,10 @@ def limits_for(clock: FakeClock, **caps: Any) -> SubmitLimits:
 
 
 async def test_claims_racing_in_two_processes_never_beat_a_cap_and_reserve_the_price(
-    store: Store, clock: FakeClock, db_path: Path
+    store: Store, clock: FakeClock, database_url: str
 ) -> None:
     drafts = [await store.jobs.create(new_job(price_quoted=1000.0)) for _ in range(6)]
-    second = await Store.open(db_path)
+    second = await Store.open(database_url)
     try:
         limits = limits_for(clock, daily_cap=2500)
         claims = await asyncio.gather(
@@ -279,3 +278,13 @@ async def test_recovery_takes_over_only_a_lease_that_ran_out(store: Store, clock
     taken = await store.jobs.take_over_submit(job.id, clock.now + timedelta(seconds=60))
     assert taken is not None and taken.status is JobStatus.SUBMITTING
     assert await store.jobs.take_over_submit(job.id, clock.now + timedelta(seconds=60)) is None  # taken once
+
+
+async def test_a_colliding_random_id_is_drawn_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend's unique-key error (SQLite's or PostgreSQL's) means: draw another id."""
+    first = await store.jobs.create(new_job())
+    drawn = iter([first.id, "fresh0id00"])
+    monkeypatch.setattr("storage.jobs.new_job_id", lambda: next(drawn))
+    second = await store.jobs.create(new_job(name="another"))
+    assert second.id == "fresh0id00" and second.name == "another"
+    assert (await store.jobs.get(first.id)).name == first.name  # type: ignore[union-attr]

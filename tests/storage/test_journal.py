@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 from storage import Store
 from tests.storage.conftest import ADMIN, GUILD, OTHER_GUILD, USER, FakeClock, new_job
 
 
-async def test_an_event_is_handled_once_even_across_restarts(store: Store, db_path: Path, clock: FakeClock) -> None:
+async def test_an_event_is_handled_once_even_across_restarts(store: Store, database_url: str, clock: FakeClock) -> None:
     job = await store.jobs.create(new_job())
     claims = await asyncio.gather(*(store.events.mark_handled(job.id, "status:processing") for _ in range(5)))
     assert claims.count(True) == 1
@@ -18,7 +17,7 @@ async def test_an_event_is_handled_once_even_across_restarts(store: Store, db_pa
     assert not await store.events.is_handled(job.id, "epoch:1")
     await store.close()
 
-    reopened = await Store.open(db_path, clock=clock)
+    reopened = await Store.open(database_url, clock=clock)
     try:
         assert not await reopened.events.mark_handled(job.id, "status:processing")
         assert await reopened.events.mark_handled(job.id, "epoch:1")

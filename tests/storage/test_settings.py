@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from storage import Store
@@ -24,8 +22,8 @@ async def test_guild_without_row_gets_the_global_defaults(store: Store) -> None:
     assert settings.overridden == frozenset()
 
 
-async def test_defaults_come_from_the_store_configuration(db_path: Path) -> None:
-    store = await Store.open(db_path, defaults=GuildDefaults(max_concurrent_jobs_per_user=5, cooldown_seconds=3))
+async def test_defaults_come_from_the_store_configuration(database_url: str) -> None:
+    store = await Store.open(database_url, defaults=GuildDefaults(max_concurrent_jobs_per_user=5, cooldown_seconds=3))
     try:
         settings = await store.guilds.get(GUILD)
         assert settings.max_concurrent_jobs_per_user == 5
