@@ -42,6 +42,8 @@ BLOBS = "/v2/consumer/blobs"
 # A held request (``wait``) must end well before the client gives up on it.
 WAIT_MARGIN_SECONDS = 5.0
 DEFAULT_DOWNLOAD_LIMIT = 1024 * 1024 * 1024
+MAX_REDIRECTS = 5
+_CONTENT_RANGE_TOTAL = re.compile(r"/(\d+)\s*$")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -255,13 +257,44 @@ class OrchestratorClient:
             raise
         self._count(request)
 
+    def redirect_target(self, response: httpx.Response) -> httpx.URL | None:
+        """Where a redirect may be followed: https, or the orchestrator's own origin (the
+        simulator serves plain http on loopback). None when the answer is not a redirect."""
+        location = response.headers.get("Location")
+        if not response.is_redirect or not location:
+            return None
+        target = response.url.join(location)
+        if target.scheme != "https" and not self.is_own_origin(str(target)):
+            raise e.UnsafeRedirect()
+        return target
+
+    async def open_stream(self, request: httpx.Request) -> httpx.Response:
+        """Send a download request, following at most ``MAX_REDIRECTS`` redirects (``GET
+        /v2/consumer/blobs/{id}`` answers 308 to its content). The token goes only to the
+        orchestrator's own origin, never to the storage a redirect leads to."""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise e.OrchestratorTimeout() from None
+            except httpx.TransportError:
+                raise e.OrchestratorUnreachable() from None
+            try:
+                target = self.redirect_target(response)
+            except e.OrchestratorError:
+                await response.aclose()
+                raise
+            if target is None:
+                return response
+            await response.aclose()
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization", "host")}
+            if self.is_own_origin(str(target)):
+                headers["Authorization"] = request.headers.get("Authorization", "")
+            request = self._http.build_request(request.method, target, headers=headers)
+        raise e.UnsafeRedirect(f"more than {MAX_REDIRECTS} redirects")
+
     async def _stream_to(self, request: httpx.Request, sink: Callable[[bytes], object], max_bytes: int) -> None:
-        try:
-            response = await self._http.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise e.OrchestratorTimeout() from None
-        except httpx.TransportError:
-            raise e.OrchestratorUnreachable() from None
+        response = await self.open_stream(request)
         try:
             if response.status_code in (403, 410):  # how storage says a signed URL has expired
                 raise e.DownloadLinkExpired()
@@ -415,16 +448,28 @@ class OrchestratorSession:
             partial.unlink(missing_ok=True)
 
     async def content_length(self, url: str) -> int | None:
-        """The size of the file behind a blob URL (a HEAD request), or None when it is not told."""
-        headers = self._auth() if self._client.is_own_origin(url) else {}
+        """The size of the file behind a blob URL, or None when it is not told.
+
+        A ranged GET of the first byte (``Content-Range: bytes 0-0/<size>``), not a HEAD:
+        signed storage URLs are commonly signed for GET only and refuse HEAD. A server that
+        ignores the range answers 200 with the whole file's length, and its body is not read."""
+        headers = {"Range": "bytes=0-0", **(self._auth() if self._client.is_own_origin(url) else {})}
+        request = self._client.build_request("GET", url, headers=headers)
         try:
-            response = await self._client.send_once(self._client.build_request("HEAD", url, headers=headers))
+            response = await self._client.open_stream(request)
         except e.OrchestratorError:
             return None
         try:
-            return int(response.headers["Content-Length"])
-        except (KeyError, ValueError):
+            if response.status_code == 206:
+                match = _CONTENT_RANGE_TOTAL.search(response.headers.get("Content-Range", ""))
+                return int(match.group(1)) if match else None
+            if response.status_code == 200 and "Content-Length" in response.headers:
+                return int(response.headers["Content-Length"])
             return None
+        except ValueError:
+            return None
+        finally:
+            await response.aclose()
 
     async def check_token(self) -> None:
         """A cheap authenticated read; raises ``Unauthorized`` when the token is refused."""

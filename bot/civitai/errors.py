@@ -256,6 +256,17 @@ class UnexpectedResponse(OrchestratorError):
         )
 
 
+class UnsafeRedirect(OrchestratorError):
+    """A download redirected somewhere the bot does not follow (not https, or too many hops)."""
+
+    def __init__(self, why: str = "to an address that is not https") -> None:
+        super().__init__(
+            f"Civitai's download link redirected {why}, so the bot did not follow it. Try again later; "
+            "if it keeps happening, tell the bot's operator.",
+            title="Download not followed",
+        )
+
+
 class DownloadLinkExpired(OrchestratorError):
     def __init__(self) -> None:
         super().__init__(

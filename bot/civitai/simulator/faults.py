@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from bot.civitai.simulator.state import WorkflowRecord
 
 # Route names usable in ``route=``: submit, list, get, update, delete, upload_blob, refresh_blob,
-# get_blob, blob_content.
+# get_blob, head_blob, blob_content.
 MODERATION_FAULTS = ("rejected", "underReview")
 
 
@@ -35,8 +35,22 @@ class HttpFault:
     # A 400 problem+json listing these field errors (``{"steps[0].input.lr": ["…"]}``).
     field_errors: dict[str, list[str]] | None = None
 
+    # The call is handled (a workflow is created, a blob stored) and only then answered
+    # ``status``: the answer is lost on the way back.
+    after_handling: bool = False
+
     def matches(self, route: str | None) -> bool:
         return self.remaining > 0 and (self.route is None or self.route == route)
+
+
+@dataclass
+class UploadModeration:
+    """Uploads whose filename is in ``names`` are refused with ``reason``: answered 422
+    problem+json, or (``as_blob``) 201 with a blob that is not available and says why."""
+
+    names: frozenset[str]
+    reason: str
+    as_blob: bool = False
 
 
 @dataclass
@@ -53,6 +67,9 @@ class Faults:
         self.callbacks = CallbackFaults()
         self._next_run = RunFaults()
         self._workflows: dict[str, WorkflowRecord] = {}
+        self.refused_sources = 0  # the next N zip sourceUrls are refused as unreachable
+        self.source_error_form = "field"  # how: "field" (trainingData.sourceUrl), "prefixed", "detail"
+        self.upload_moderation: UploadModeration | None = None
 
     # --- HTTP -----------------------------------------------------------------------------------
     def fail_next(self, n: int = 1, status: int = 503, *, route: str | None = None,
@@ -65,6 +82,24 @@ class Faults:
         refuses a field it checks and the bot does not (or no longer) check locally."""
         self._http.append(HttpFault(n, 400, 0.0, route, None, field_errors))
 
+    def lose_answer_next(self, n: int = 1, status: int = 502, *, route: str | None = "submit") -> None:
+        """The next ``n`` calls do their work (a submit creates and charges its workflow), then
+        answer ``status`` instead: the client never hears that it succeeded."""
+        self._http.append(HttpFault(n, status, 0.0, route, None, after_handling=True))
+
+    def refuse_sources(self, n: int = 1, *, form: str = "field") -> None:
+        """The next ``n`` submits or whatifs with a zip ``sourceUrl`` are refused with 400 "not
+        reachable" (the URL is private or blocked for the service). ``form`` is how the refusal
+        names the field: ``field`` (``trainingData.sourceUrl``, as the troubleshooting table
+        quotes it), ``prefixed`` (``steps[0].input.trainingData.sourceUrl``) or ``detail``
+        (no ``errors``, only a ``detail`` text)."""
+        self.refused_sources, self.source_error_form = n, form
+
+    def block_uploads(self, *names: str, reason: str = "The image did not pass moderation.",
+                      as_blob: bool = False) -> None:
+        """Uploads named ``names`` (the multipart filename) are refused by moderation."""
+        self.upload_moderation = UploadModeration(frozenset(names), reason, as_blob)
+
     def slow_next(self, n: int = 1, delay: float = 1.0, *, route: str | None = None) -> None:
         """The next ``n`` calls wait ``delay`` real seconds before being handled."""
         self._http.append(HttpFault(n, None, delay, route, None))
@@ -73,6 +108,7 @@ class Faults:
         self._http.clear()
         self.callbacks = CallbackFaults()
         self._next_run = RunFaults()
+        self.refused_sources, self.upload_moderation = 0, None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -86,6 +122,8 @@ class Faults:
             await asyncio.sleep(fault.delay)
         if fault.status is None:
             return await handler(request)
+        if fault.after_handling:
+            await handler(request)
         return injected_error(fault.status, fault.retry_after, fault.field_errors)
 
     def blob_url_ttl(self, seconds: float) -> None:
@@ -127,8 +165,12 @@ class Faults:
 
     def attach(self, rec: WorkflowRecord) -> None:
         """Hand pending next-run faults to a newly created workflow."""
-        assert rec.id is not None
         rec.faults, self._next_run = self._next_run, RunFaults()
+        self.adopt(rec)
+
+    def adopt(self, rec: WorkflowRecord) -> None:
+        """Let faults target a workflow by id (one restored from the data directory, too)."""
+        assert rec.id is not None
         self._workflows[rec.id] = rec
 
 

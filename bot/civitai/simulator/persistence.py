@@ -1,0 +1,109 @@
+"""The simulator's state in one SQLite file, so it survives restarts (``--data DIR``; in simulated
+mode ``DATA_DIR/simulator``): accounts and their transactions, workflows, blob records (contents
+are files beside it), the signing key of blob URLs and the simulated clock.
+
+Every change is written through at once (autocommit, WAL): a process killed with SIGKILL loses
+at most the change it was making. Tokens are never stored, only their ``owner_key`` digests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.civitai.simulator.blobs import StoredBlob
+from bot.civitai.simulator.state import Account, Epoch, RunFaults, WorkflowRecord
+from bot.civitai.simulator.validation import TrainingPlan
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (owner TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS workflows (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+"""
+FILENAME = "simulator.sqlite3"
+# Live objects of a record that are not state: a pending review, long-poll wake-ups, the hook.
+_TRANSIENT = frozenset({"review", "version", "on_change", "_changed"})
+_MOMENTS = frozenset({"created_at", "started_at", "completed_at", "eta_start", "eta_complete"})
+
+
+def _record_json(rec: WorkflowRecord) -> str:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(rec):
+        if f.name in _TRANSIENT:
+            continue
+        value = getattr(rec, f.name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif dataclasses.is_dataclass(value) or f.name == "epochs":
+            value = json.loads(json.dumps(value, default=dataclasses.asdict))
+        out[f.name] = value
+    return json.dumps(out)
+
+
+def _record_from(text: str) -> WorkflowRecord:
+    data = json.loads(text)
+    for name in _MOMENTS:
+        if data.get(name):
+            data[name] = datetime.fromisoformat(data[name])
+    data["plan"] = TrainingPlan(**data["plan"])
+    data["faults"] = RunFaults(**data["faults"])
+    data["epochs"] = [
+        Epoch(**{**e, "sample_sizes": [tuple(size) for size in e["sample_sizes"]]}) for e in data["epochs"]
+    ]
+    return WorkflowRecord(**data)
+
+
+class SimState:
+    """Write-through storage of one simulator; ``blob_dir`` holds blob contents."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.blob_dir = directory / "blobs"
+        # The simulator may be driven from a worker thread; every call is one short statement.
+        self._db = sqlite3.connect(directory / FILENAME, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def save_account(self, owner: str, account: Account) -> None:
+        self._db.execute("INSERT OR REPLACE INTO accounts (owner, record) VALUES (?, ?)",
+                         (owner, json.dumps(dataclasses.asdict(account))))
+
+    def accounts(self) -> dict[str, Account]:
+        rows = self._db.execute("SELECT owner, record FROM accounts").fetchall()
+        return {owner: Account(**json.loads(record)) for owner, record in rows}
+
+    def save_workflow(self, rec: WorkflowRecord) -> None:
+        self._db.execute("INSERT OR REPLACE INTO workflows (id, record) VALUES (?, ?)", (rec.id, _record_json(rec)))
+
+    def workflows(self) -> list[WorkflowRecord]:
+        """Every workflow, oldest first (the order they were created in)."""
+        rows = self._db.execute("SELECT record FROM workflows ORDER BY rowid").fetchall()
+        return sorted((_record_from(row[0]) for row in rows), key=lambda rec: rec.created_at)
+
+    def save_blob(self, blob: StoredBlob) -> None:
+        self._db.execute("INSERT OR REPLACE INTO blobs (id, record) VALUES (?, ?)",
+                         (blob.id, json.dumps(dataclasses.asdict(blob))))
+
+    def blobs(self) -> list[StoredBlob]:
+        found = []
+        for (record,) in self._db.execute("SELECT record FROM blobs").fetchall():
+            data = json.loads(record)
+            data["size"] = tuple(data["size"]) if data.get("size") else None
+            found.append(StoredBlob(**data))
+        return found
