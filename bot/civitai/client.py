@@ -108,7 +108,8 @@ def error_for_response(
     problem = _problem(response)
     if status == 409:
         return e.Conflict(problem.detail if problem else None)
-    if problem is not None and problem.errors:
+    if problem is not None and (problem.errors or (status == 400 and problem.detail
+                                                   and e.option_named_in(problem.detail))):
         return e.OrchestratorValidationError.from_problem(problem, status=status)
     detail = (problem.detail or problem.title) if problem else response.text[:300]
     return e.OrchestratorRequestError(status, detail or None)
