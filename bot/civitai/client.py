@@ -399,10 +399,26 @@ class OrchestratorSession:
     async def upload_blob(
         self, data: bytes | Path, *, filename: str, content_type: str = "application/octet-stream"
     ) -> Blob:
-        """Upload one file (multipart form-data, field ``file``); its AIR is ``blob.air``."""
+        """Upload one file (multipart form-data, field ``file``); its AIR is ``blob.air``.
+
+        The service moderates uploads on the fly: refused content is answered 422, or comes
+        back as a blob that is not available and says why (``blockedReason``). Both raise
+        ``BlobRefused`` naming the file."""
         content = await asyncio.to_thread(data.read_bytes) if isinstance(data, Path) else data
-        response = await self._call("POST", BLOBS, files={"file": (filename, content, content_type)})
-        return _parse(Blob, response)
+        try:
+            response = await self._call("POST", BLOBS, files={"file": (filename, content, content_type)})
+        except e.OrchestratorRequestError as error:
+            if error.status == 422:
+                raise e.BlobRefused(filename, error.detail) from None
+            raise
+        blob = _parse(Blob, response)
+        if blob.blocked_reason or not blob.id:
+            raise e.BlobRefused(filename, blob.blocked_reason)
+        if not blob.available:
+            # Not documented whether a fresh upload may still be in processing: the submit
+            # that names it is validated by the service anyway.
+            log.warning("uploaded blob %s is not available yet (no blocked reason given)", blob.id)
+        return blob
 
     async def refresh_blob(self, blob_id: str) -> Blob:
         """A fresh signed URL for a blob (signed URLs expire within minutes to hours)."""

@@ -166,10 +166,31 @@ class OrchestratorValidationError(OrchestratorError):
             fields.setdefault(option, []).extend(redact(_rename_api_fields(m)) for m in messages)
         detail = redact(problem.detail or problem.title or "") or None
         if not fields and problem.detail:
-            option = option_named_in(problem.detail)
-            if option is not None:
-                fields[option] = [redact(_rename_api_fields(problem.detail))]
+            named = option_named_in(problem.detail)
+            if named is not None:
+                fields[named] = [redact(_rename_api_fields(problem.detail))]
         return cls(fields, detail=detail, status=problem.status or status)
+
+
+class BlobRefused(OrchestratorValidationError):
+    """Civitai's moderation refused an uploaded image (422, or a blob that came back blocked).
+
+    A validation error: the run was surely not submitted, and the member learns which image
+    to replace before anything is paid."""
+
+    def __init__(self, filename: str, reason: str | None) -> None:
+        self.filename = filename
+        self.reason = redact(reason)[:300] if reason else "it did not pass Civitai's moderation"
+        super().__init__({"dataset": [f"{filename}: {self.reason}"]}, status=422)
+        self.user_message = (
+            f"Civitai refused the image **{filename}** when the bot uploaded it: {self.reason}.\n"
+            "Remove or replace that image in the zip and run `/train flux1` again. Nothing was charged."
+        )
+        self.title = "Image refused by Civitai"
+
+    @property
+    def refuses_dataset(self) -> bool:
+        return False  # one image, not the way the dataset was sent
 
 
 class InsufficientBuzz(OrchestratorError):
@@ -256,7 +277,8 @@ class OrchestratorRequestError(OrchestratorError):
     """Any other refusal (400 without field errors, 413, 415, 422…)."""
 
     def __init__(self, status: int, detail: str | None = None) -> None:
-        said = f": {redact(detail)[:300]}" if detail else ""
+        self.detail = redact(detail)[:300] if detail else None
+        said = f": {self.detail}" if self.detail else ""
         super().__init__(f"Civitai refused the request (HTTP {status}){said}.", status=status)
 
 
