@@ -201,6 +201,11 @@ class OrchestratorClient:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def is_api_call(self, request: httpx.Request) -> bool:
+        """A call authenticated by the token (not a signed content URL, which carries its own
+        grant: a 401 there means the grant expired, not that the token was refused)."""
+        return self.is_own_origin(str(request.url)) and BLOBS + "/content/" not in request.url.path
+
     def operation(self, request: httpx.Request) -> str:
         """What a request does, as the metrics label it (``submit``, ``get``, ``download``…)."""
         base = self._http.base_url.path.rstrip("/")
@@ -297,7 +302,9 @@ class OrchestratorClient:
     async def _stream_to(self, request: httpx.Request, sink: Callable[[bytes], object], max_bytes: int) -> None:
         response = await self.open_stream(request)
         try:
-            if response.status_code in (403, 410):  # how storage says a signed URL has expired
+            if response.status_code in (403, 410) or (
+                response.status_code == 401 and not self.is_api_call(response.request)
+            ):  # how storage (or the orchestrator's content route) says a signed URL has expired
                 raise e.DownloadLinkExpired()
             if not response.is_success:
                 await response.aread()

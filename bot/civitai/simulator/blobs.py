@@ -104,18 +104,20 @@ class BlobStore:
         return f"{base_url}{CONTENT_PATH}{_b64(payload)}~{signature}", datetime.fromtimestamp(expires_ms / 1000, UTC)
 
     def verify(self, token: str) -> StoredBlob:
-        """The blob a content token grants, or ``BlobUrlError`` (403 forged, 410 expired, 404 gone)."""
+        """The blob a content token grants, or ``BlobUrlError`` with a status the document lists
+        for the content route: 400 malformed, 401 forged or expired, 404 gone."""
         encoded, _, signature = token.partition("~")
         try:
             payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            blob_id, _, expires_ms = payload.decode().rpartition(".")
+            expires = int(expires_ms)
         except ValueError:
-            raise BlobUrlError(403, "The blob URL is malformed.") from None
+            raise BlobUrlError(400, "The blob URL is malformed.") from None
         expected = _b64(hmac.new(self.key, payload, hashlib.sha256).digest())
         if not hmac.compare_digest(expected, signature):
-            raise BlobUrlError(403, "The blob URL signature is invalid.")
-        blob_id, _, expires_ms = payload.decode().rpartition(".")
-        if time.time() * 1000 > int(expires_ms):
-            raise BlobUrlError(410, "The blob URL has expired: refresh the blob or re-read the workflow.")
+            raise BlobUrlError(401, "The blob URL signature is invalid.")
+        if time.time() * 1000 > expires:
+            raise BlobUrlError(401, "The blob URL has expired: refresh the blob or re-read the workflow.")
         blob = self._blobs.get(blob_id)
         if blob is None or not blob.available or blob.kind == "thumbnail":
             raise BlobUrlError(404, "The blob does not exist.")

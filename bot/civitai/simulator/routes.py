@@ -9,6 +9,8 @@ import binascii
 import io
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -24,6 +26,21 @@ if TYPE_CHECKING:
     from bot.civitai.simulator.server import Simulator
 
 SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One response the simulator sent, for observers (tests check each against the document)."""
+
+    route: str
+    method: str
+    status: int
+    content_type: str
+    body: bytes
+
+
+# Told of every response of every simulator in this process (empty outside tests).
+RESPONSE_OBSERVERS: list[Callable[[Answer], None]] = []
 PUBLIC_ROUTES = frozenset({"blob_content"})
 MAX_WAIT = 90  # the service times requests out at 100 s
 MAX_UPLOAD = 50 * 1024**2
@@ -258,6 +275,8 @@ async def upload_blob(request: web.Request) -> web.Response:
     """Upload "with on-the-fly moderation" (the document's words): refused content is answered
     422, or stored as a blob that is not available and carries its ``blockedReason``."""
     sim = _sim(request)
+    if (request.content_length or 0) > MAX_UPLOAD:
+        return problem(413, "Content Too Large", f"A blob can be at most {MAX_UPLOAD // 1024**2} MiB.")
     data, filename = await _read_upload(request)
     if not data:
         return problem(400, "Bad Request", "Send the file as multipart/form-data (a part with a filename).")
@@ -290,6 +309,8 @@ async def refresh_blob(request: web.Request) -> web.Response:
 async def get_blob(request: web.Request) -> web.Response:
     sim = _sim(request)
     blob = _blob_of(sim, _owner(request), request.match_info["blob_id"])
+    if blob is not None and blob.blocked_reason:
+        return problem(403, "Forbidden", f"The blob was blocked: {blob.blocked_reason}")
     if blob is None or not blob.available:
         return problem(404, "Not Found", "No such blob.")
     url, _ = sim.blobs.sign(sim.public_url or _base(request), blob.id)
@@ -329,8 +350,31 @@ async def blob_content(request: web.Request) -> web.Response:
     return web.Response(body=data, content_type=blob.content_type, headers=headers)
 
 
+def _observed(request: web.Request, response: web.StreamResponse) -> None:
+    body = response.body if isinstance(response, web.Response) else b""
+    answer = Answer(request.match_info.route.name or "", request.method, response.status,
+                    response.content_type, body if isinstance(body, bytes) else b"")
+    for observer in RESPONSE_OBSERVERS:
+        observer(answer)
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Outermost: observers see what the client gets, injected faults included."""
+    if not RESPONSE_OBSERVERS:
+        return await handler(request)
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        _observed(request, exc)
+        raise
+    _observed(request, response)
+    return response
+
+
 def build_app(sim: Simulator) -> web.Application:
-    app = web.Application(middlewares=[sim.faults.middleware, auth_middleware], client_max_size=MAX_UPLOAD)
+    app = web.Application(middlewares=[observe_middleware, sim.faults.middleware, auth_middleware],
+                          client_max_size=MAX_UPLOAD)
     app[SIM_KEY] = sim
     app.router.add_post("/v2/consumer/workflows", submit, name="submit")
     app.router.add_get("/v2/consumer/workflows", list_workflows, name="list")
