@@ -127,7 +127,7 @@ PROVOKE: dict[tuple[str, int], Provoke] = {
     ("upload_blob", 201): lambda sim, api: api.client.post(BLOBS, files={"file": ("a.png", make_image(1))}),
     ("upload_blob", 400): lambda sim, api: api.client.post(BLOBS, content=b""),
     ("upload_blob", 401): lambda sim, api: _anonymous(sim, "POST", BLOBS, files={"file": ("a.png", b"x")}),
-    ("upload_blob", 413): lambda sim, api: api.client.post(BLOBS, content=b"\0" * (50 * 1024**2 + 1)),
+    ("upload_blob", 413): lambda sim, api: _too_large(sim, api),
     ("upload_blob", 415): lambda sim, api: api.client.post(BLOBS, files={"file": ("a.txt", b"not an image")}),
     ("upload_blob", 422): _upload_blocked,
     ("refresh_blob", 200): lambda sim, api: _refresh_uploaded(sim, api),
@@ -143,6 +143,11 @@ PROVOKE: dict[tuple[str, int], Provoke] = {
     ("blob_content", 404): lambda sim, api: _content_of_a_deleted_blob(sim, api),
     ("blob_content", 500): _fault("blob_content", 500, _content),
 }
+
+
+async def _too_large(sim: Simulator, api: Api) -> httpx.Response:
+    sim.max_upload = 1024  # the service's limit is not published; the simulator's is 50 MiB
+    return await api.client.post(BLOBS, files={"file": ("big.png", b"\0" * 2048)})
 
 
 async def _refresh_uploaded(sim: Simulator, api: Api) -> httpx.Response:

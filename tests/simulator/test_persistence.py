@@ -148,3 +148,29 @@ async def test_standalone_keeps_its_state_in_data_dir(tmp_path: Path) -> None:
             assert found.json()["cost"]["total"] == 2080
     finally:
         await stop(process, signal.SIGINT)
+
+
+async def test_a_run_held_for_review_is_still_held_after_a_restart_and_can_be_released(
+    tmp_path: Path, site: LocalSite, first: Simulator
+) -> None:
+    first.faults.moderation("underReview")
+    async with await _api(first) as client:
+        workflow_id = (await Api(client).submit(training_body(steps=STEPS, epochs=EPOCHS))).json()["id"]
+        await _advance(first, 20)
+        held = await Api(client).get(workflow_id)
+    assert held["status"] == "preparing" and held["steps"][0]["output"]["moderationStatus"] == "underReview"
+    await first.stop()
+
+    second = _simulator(tmp_path / "sim", site)
+    await second.start()
+    try:
+        async with await _api(second) as client:
+            await _advance(second, 60)
+            still = await Api(client).get(workflow_id)
+            assert still["status"] == "preparing" and still["steps"][0]["output"]["moderationStatus"] == "underReview"
+            second.review(workflow_id, approve=True)
+            await _advance(second, 45 + 700)
+            done = await Api(client).get(workflow_id)
+        assert done["status"] == "succeeded" and done["steps"][0]["output"]["moderationStatus"] == "approved"
+    finally:
+        await second.stop()

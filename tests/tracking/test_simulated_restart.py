@@ -13,7 +13,7 @@ from bot.civitai.provision import SIMULATOR_DIR
 from bot.civitai.simulator.persistence import FILENAME
 from tests.stage import Channel, Stage, StageMember
 from tests.stage.bots import BotProcess
-from tests.tracking.helpers import epoch_messages, image_size, is_epoch
+from tests.tracking.helpers import epoch_messages, image_size
 from tests.train.helpers import attachment, confirmation, submitted
 
 EPOCHS = 6
@@ -55,17 +55,20 @@ def _assert_told_once(stage: Stage, thread: Channel, alice: StageMember, process
     assert "Traceback" not in log and " ERROR " not in log, process.log_tail()
 
 
-async def test_killed_mid_run_the_simulated_run_goes_on_after_the_restart(
-    stage: Stage, alice: StageMember, tmp_path: Path
-) -> None:
-    data = tmp_path / "bot"
+async def _kill_and_restart(
+    stage: Stage, alice: StageMember, data: Path, *, after_epoch: int, down_for: float
+) -> int:
+    """Submit, SIGKILL the bot once epoch ``after_epoch`` is posted, start it again after
+    ``down_for`` seconds and wait for the end; checks everything was told once. Returns how
+    many epochs were posted before the kill."""
     process = BotProcess(stage, data, **ENV)
     await process.start()
     try:
         thread = await _submit(stage, alice)
-        await stage.wait_message(thread, lambda m: m.content.startswith("**Epoch 2/"), timeout=30)
+        await stage.wait_message(thread, lambda m: m.content.startswith(f"**Epoch {after_epoch}/"), timeout=30)
         await process.kill()
-        assert (data / SIMULATOR_DIR / FILENAME).exists()
+        posted = len(epoch_messages(stage, thread))
+        await asyncio.sleep(down_for)
         await process.start()
         await stage.wait_message(thread, is_final, timeout=60)
         await alice.wait_dm(is_final)
@@ -73,25 +76,19 @@ async def test_killed_mid_run_the_simulated_run_goes_on_after_the_restart(
     finally:
         await process.stop()
     _assert_told_once(stage, thread, alice, process)
+    return posted
+
+
+async def test_killed_mid_run_the_simulated_run_goes_on_after_the_restart(
+    stage: Stage, alice: StageMember, tmp_path: Path
+) -> None:
+    await _kill_and_restart(stage, alice, tmp_path / "bot", after_epoch=2, down_for=0)
+    assert (tmp_path / "bot" / SIMULATOR_DIR / FILENAME).exists()
 
 
 async def test_a_run_that_ended_while_the_bot_was_down_is_told_once_on_start(
     stage: Stage, alice: StageMember, tmp_path: Path
 ) -> None:
-    data = tmp_path / "bot"
-    process = BotProcess(stage, data, **ENV)
-    await process.start()
-    try:
-        thread = await _submit(stage, alice)
-        await stage.wait_message(thread, is_epoch, timeout=30)
-        await process.kill()
-        posted = len(epoch_messages(stage, thread))
-        await asyncio.sleep(4)  # longer than what was left of the run: it ends meanwhile
-        await process.start()
-        await stage.wait_message(thread, is_final, timeout=60)
-        await alice.wait_dm(is_final)
-        await asyncio.sleep(0.5)
-    finally:
-        await process.stop()
+    # Down for longer than what was left of the run: it ends meanwhile.
+    posted = await _kill_and_restart(stage, alice, tmp_path / "bot", after_epoch=1, down_for=4.0)
     assert posted < EPOCHS
-    _assert_told_once(stage, thread, alice, process)

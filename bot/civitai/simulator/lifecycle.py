@@ -45,10 +45,17 @@ class Run:
     run restored after a restart goes on where simulated time has taken it: what is already past
     happens at once, nothing that happened is done twice."""
 
-    def __init__(self, sim: Simulator, rec: WorkflowRecord) -> None:
+    def __init__(self, sim: Simulator, rec: WorkflowRecord, catch_up_until: float = float("-inf")) -> None:
         self.sim, self.rec = sim, rec
+        # A run restored after a restart replays what happened while no process ran it at the
+        # planned instants; from the present on (and for a new run) changes happen when the
+        # work behind them is done, as real work takes real time (a dataset fetch, say).
+        self.catch_up_until = catch_up_until
         self._wake_at: float | None = None
         self._held = False
+
+    def _when(self, planned: float) -> float:
+        return planned if planned <= self.catch_up_until else self.sim.clock.now()
 
     @property
     def idle(self) -> bool:
@@ -83,26 +90,26 @@ class Run:
             rec.preceding_jobs = sim.queue_jobs
             rec.eta_start = sim.clock.wall_time_in(timings.preparing + timings.scheduled)
             rec.eta_complete = sim.clock.wall_time_in(timings.preparing + timings.scheduled + training)
-            sim.set_status(rec, "preparing", at=rec.since + timings.unassigned)
+            sim.set_status(rec, "preparing", at=self._when(rec.since + timings.unassigned))
         thumbs = await self._load_dataset()
         if rec.status == "preparing":
             if not await self._moderate():
                 return
             assert rec.ready_at is not None
             await self._at(rec.ready_at)
-            sim.set_status(rec, "scheduled", at=rec.ready_at)
+            sim.set_status(rec, "scheduled", at=self._when(rec.ready_at))
         if rec.status == "scheduled":
             queued = rec.since + timings.scheduled
             await self._queue(timings.scheduled)
             if rec.faults.expire:
-                sim.finish(rec, "expired", "expired", at=queued)
+                sim.finish(rec, "expired", "expired", at=self._when(queued))
                 return
             rec.preceding_jobs, rec.progress = 0, 0.0
             rec.eta_start, rec.eta_complete = sim.clock.wall_time_in(0), sim.clock.wall_time_in(training)
-            sim.set_status(rec, "processing", at=queued)
+            sim.set_status(rec, "processing", at=self._when(queued))
         if rec.status == "processing":
             await self._train(thumbs)
-            sim.finish(rec, "succeeded", at=rec.since + training)
+            sim.finish(rec, "succeeded", at=self._when(rec.since + training))
 
     async def _queue(self, duration: float) -> None:
         """The queue ahead shrinks while scheduled (visible in ``queuePosition``, no events)."""
@@ -142,7 +149,9 @@ class Run:
         rec = self.rec
         if rec.moderation == "approved":
             return True  # decided before a restart
-        rec.ready_at = rec.since + self.sim.timings.preparing
+        # Preparing lasts its time after the dataset was fetched (or since it began, when replayed).
+        fetched = self._when(rec.since + self.sim.timings.preparing) - self.sim.timings.preparing
+        rec.ready_at = max(rec.since, fetched) + self.sim.timings.preparing
         held = rec.faults.moderation == "underReview"
         if held:
             # A human is called in after the dataset was looked at for a while, well after the
@@ -188,7 +197,7 @@ class Run:
             await self._at(halfway)
             self._progress(middle)
             if rec.faults.fail_at_epoch == k:
-                sim.finish(rec, "failed", rec.faults.fail_reason, at=halfway)
+                sim.finish(rec, "failed", rec.faults.fail_reason, at=self._when(halfway))
                 return
             await self._at(start + end * timings.per_step + k * samples_time)
             await self._produce(epoch.number, thumbs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -64,45 +65,51 @@ class SimState:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.blob_dir = directory / "blobs"
-        # The simulator may be driven from a worker thread; every call is one short statement.
+        # The simulator may be driven from worker threads: one short statement at a time.
+        self._lock = threading.Lock()
         self._db = sqlite3.connect(directory / FILENAME, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0]) if row else None
+        rows = self._run("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def save_account(self, owner: str, account: Account) -> None:
-        self._db.execute("INSERT OR REPLACE INTO accounts (owner, record) VALUES (?, ?)",
+        self._run("INSERT OR REPLACE INTO accounts (owner, record) VALUES (?, ?)",
                          (owner, json.dumps(dataclasses.asdict(account))))
 
     def accounts(self) -> dict[str, Account]:
-        rows = self._db.execute("SELECT owner, record FROM accounts").fetchall()
+        rows = self._run("SELECT owner, record FROM accounts")
         return {owner: Account(**json.loads(record)) for owner, record in rows}
 
     def save_workflow(self, rec: WorkflowRecord) -> None:
-        self._db.execute("INSERT OR REPLACE INTO workflows (id, record) VALUES (?, ?)", (rec.id, _record_json(rec)))
+        self._run("INSERT OR REPLACE INTO workflows (id, record) VALUES (?, ?)", (rec.id, _record_json(rec)))
 
     def workflows(self) -> list[WorkflowRecord]:
         """Every workflow, oldest first (the order they were created in)."""
-        rows = self._db.execute("SELECT record FROM workflows ORDER BY rowid").fetchall()
+        rows = self._run("SELECT record FROM workflows ORDER BY rowid")
         return sorted((_record_from(row[0]) for row in rows), key=lambda rec: rec.created_at)
 
     def save_blob(self, blob: StoredBlob) -> None:
-        self._db.execute("INSERT OR REPLACE INTO blobs (id, record) VALUES (?, ?)",
+        self._run("INSERT OR REPLACE INTO blobs (id, record) VALUES (?, ?)",
                          (blob.id, json.dumps(dataclasses.asdict(blob))))
 
     def blobs(self) -> list[StoredBlob]:
         found = []
-        for (record,) in self._db.execute("SELECT record FROM blobs").fetchall():
+        for (record,) in self._run("SELECT record FROM blobs"):
             data = json.loads(record)
             data["size"] = tuple(data["size"]) if data.get("size") else None
             found.append(StoredBlob(**data))

@@ -275,8 +275,8 @@ async def upload_blob(request: web.Request) -> web.Response:
     """Upload "with on-the-fly moderation" (the document's words): refused content is answered
     422, or stored as a blob that is not available and carries its ``blockedReason``."""
     sim = _sim(request)
-    if (request.content_length or 0) > MAX_UPLOAD:
-        return problem(413, "Content Too Large", f"A blob can be at most {MAX_UPLOAD // 1024**2} MiB.")
+    if (request.content_length or 0) > sim.max_upload:
+        return problem(413, "Content Too Large", f"A blob can be at most {sim.max_upload:,} bytes.")
     data, filename = await _read_upload(request)
     if not data:
         return problem(400, "Bad Request", "Send the file as multipart/form-data (a part with a filename).")

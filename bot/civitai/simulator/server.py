@@ -30,7 +30,7 @@ from bot.civitai.simulator.clock import SimClock
 from bot.civitai.simulator.faults import Faults
 from bot.civitai.simulator.lifecycle import Run, Timings
 from bot.civitai.simulator.persistence import SimState
-from bot.civitai.simulator.routes import build_app
+from bot.civitai.simulator.routes import MAX_UPLOAD, build_app
 from bot.civitai.simulator.state import (
     Account,
     Epoch,
@@ -77,6 +77,7 @@ class Simulator:
         # (a whatif is never remembered); on, it models the schema's reading, which clients must
         # survive by never sending their externalId with a whatif.
         self.whatif_keeps_external_id = False
+        self.max_upload = MAX_UPLOAD  # bytes of one blob upload; more is answered 413
         self.accept_any_token = accept_any_token
         self.default_balance = default_balance
         self.queue_jobs = queue_jobs
@@ -138,9 +139,9 @@ class Simulator:
         if self._state is not None:
             self._state.save_account(owner, self._accounts[owner])
 
-    def _start_run(self, rec: WorkflowRecord) -> None:
+    def _start_run(self, rec: WorkflowRecord, *, restored: bool = False) -> None:
         assert rec.id is not None
-        run = Run(self, rec)
+        run = Run(self, rec, catch_up_until=self.clock.now() if restored else float("-inf"))
         self._runs[rec.id] = (run, asyncio.create_task(run(), name=f"run-{rec.id}"))
 
     # --- time -----------------------------------------------------------------------------------
@@ -162,6 +163,7 @@ class Simulator:
         """Wait until every run only waits for future simulated time (and callbacks are delivered)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max_wait
+        await asyncio.sleep(0)  # let runs woken just now (a review decided, time moved) take their turn
         while any(not run.idle and not task.done() for run, task in self._runs.values()) or (
             callbacks and not self.callbacks.idle()
         ):
@@ -339,7 +341,7 @@ class Simulator:
         self.base_url = f"http://{host}:{bound}"
         for rec in self._records.values():  # runs restored from the data directory go on
             if not rec.terminal and rec.id not in self._runs:
-                self._start_run(rec)
+                self._start_run(rec, restored=True)
         return self.base_url
 
     async def stop(self) -> None:
