@@ -53,9 +53,6 @@ log = logging.getLogger(__name__)
 # The interaction token behind the confirmation lives 15 minutes; so does the confirmation.
 CONFIRMATION_TTL = timedelta(minutes=15)
 WORKFLOW_TAG = "lora-trainer-bot"
-# Whatif prices a run without fetching its data, so a placeholder stands in for the dataset
-# when it would only exist after uploads (the blobs transport).
-WHATIF_PLACEHOLDER_URL = "https://civitai.com/lora-trainer-bot/price-only/dataset.zip"
 BLOB_UPLOAD_CONCURRENCY = 4
 
 
@@ -306,9 +303,7 @@ class TrainingService:
         for_whatif: bool = False,
     ) -> m.ZipTrainingData | m.BlobsTrainingData:
         """The training data as this server sends it: the signed zip URL, or uploaded blobs."""
-        if await self._transport(guild_id) is DatasetTransport.HOSTED:
-            if self.signer is None:  # only a whatif gets here: it never fetches the zip
-                return m.ZipTrainingData(source_url=WHATIF_PLACEHOLDER_URL, count=image_count)
+        if await self._transport(guild_id) is DatasetTransport.HOSTED and self.signer is not None:
             url = self.signer.url_for(digest) if for_whatif else self.signer.url_for(digest, now=self.clock.timestamp())
             return m.ZipTrainingData(source_url=url, count=image_count)
         return await self._uploaded_blobs(session, account, digest)
