@@ -149,9 +149,10 @@ class Run:
         rec = self.rec
         if rec.moderation == "approved":
             return True  # decided before a restart
-        # Preparing lasts its time after the dataset was fetched (or since it began, when replayed).
-        fetched = self._when(rec.since + self.sim.timings.preparing) - self.sim.timings.preparing
-        rec.ready_at = max(rec.since, fetched) + self.sim.timings.preparing
+        # Preparing lasts its time after the dataset was fetched (since it began, when replayed).
+        preparing = self.sim.timings.preparing
+        replayed = rec.since + preparing <= self.catch_up_until
+        rec.ready_at = (rec.since if replayed else self.sim.clock.now()) + preparing
         held = rec.faults.moderation == "underReview"
         if held:
             # A human is called in after the dataset was looked at for a while, well after the

@@ -372,9 +372,22 @@ async def observe_middleware(request: web.Request, handler: Any) -> web.StreamRe
     return response
 
 
+@web.middleware
+async def durable_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """What a call created or changed (a workflow and its charge, a blob, a cancel) is on disk
+    before the client hears of it; the run's own progress is written in batches."""
+    try:
+        return await handler(request)
+    finally:
+        if request.method not in ("GET", "HEAD"):
+            _sim(request).flush()
+
+
 def build_app(sim: Simulator) -> web.Application:
-    app = web.Application(middlewares=[observe_middleware, sim.faults.middleware, auth_middleware],
-                          client_max_size=MAX_UPLOAD)
+    app = web.Application(
+        middlewares=[observe_middleware, sim.faults.middleware, auth_middleware, durable_middleware],
+        client_max_size=MAX_UPLOAD,
+    )
     app[SIM_KEY] = sim
     app.router.add_post("/v2/consumer/workflows", submit, name="submit")
     app.router.add_get("/v2/consumer/workflows", list_workflows, name="list")

@@ -131,6 +131,11 @@ class Simulator:
         if self._state is not None:
             self._state.save_workflow(rec)
 
+    def flush(self) -> None:
+        """Write what changed now (persistence batches changes for ``FLUSH_SECONDS``)."""
+        if self._state is not None:
+            self._state.flush()
+
     def _save_clock(self) -> None:
         if self._state is not None:
             self._state.set_meta("clock", json.dumps(self.clock.reading()))
