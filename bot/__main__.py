@@ -1,4 +1,4 @@
-"""Entry point: ``python -m bot`` runs the bot; subcommands run the offline tools.
+"""Entry point: ``python -m bot`` (or ``lora-trainer-bot``) runs the bot; subcommands run the tools.
 
     python -m bot                          run the bot
     python -m bot doctor                   check the settings, tokens, public URL and database
@@ -11,45 +11,29 @@ import argparse
 import asyncio
 import sys
 
-from pydantic import ValidationError
+from bot.startup import ExitCode, StartupError, load_settings
 
-from bot.config import Settings
-
-MISSING_TOKEN_HELP = """\
-DISCORD_TOKEN is not set, so the bot cannot log in to Discord.
-
-How to get one:
-  1. Open https://discord.com/developers/applications and create an application (or pick yours).
-  2. In "Bot", press "Reset Token" and copy the token.
-  3. Put it in a file named .env next to where you run the bot:   DISCORD_TOKEN=your-token
-     (or export DISCORD_TOKEN in the environment).
-
-Without CIVITAI_TOKEN the bot runs in simulated mode: the whole flow works with generated
-results and no Buzz is spent. See README.md for every setting.
-"""
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
-        print("Some settings are invalid:\n" + "\n".join(lines), file=sys.stderr)
-        raise SystemExit(2) from None
+MISSING_TOKEN = (
+    "DISCORD_TOKEN is not set: create a bot at https://discord.com/developers/applications (Bot → Reset Token) "
+    "and put DISCORD_TOKEN=… in .env or the environment (README.md, 'Set it up')"
+)
 
 
 def run_bot() -> int:
-    settings = load_settings()
-    if settings.discord_token is None:
-        print(MISSING_TOKEN_HELP, file=sys.stderr)
-        return 2
-    from bot.runner import run
+    try:
+        settings = load_settings()
+        if settings.discord_token is None:
+            raise StartupError(ExitCode.SETTINGS, MISSING_TOKEN)
+        from bot.runner import run
 
-    return asyncio.run(run(settings))
+        return asyncio.run(run(settings))
+    except StartupError as exc:
+        print(exc.line(), file=sys.stderr)
+        return exc.code
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot", description="LoRA Trainer Bot")
+    parser = argparse.ArgumentParser(prog="lora-trainer-bot", description="LoRA Trainer Bot")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the bot (the default)")
     sub.add_parser("doctor", help="check the settings, both tokens, the public URL and the database for real")
@@ -73,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         return check_command(
             args.file,
             as_json=args.json,
-            settings=load_settings(),
+            settings=load_settings,
             trigger_word=args.trigger_word,
             contact_sheet=args.sheet,
         )

@@ -113,8 +113,10 @@ class AccountService:
         report = ForgetReport()
         for job in await self.store.jobs.list_for_user(user_id, status=ACTIVE_STATUSES, limit=1000):
             try:
-                await self.canceller.cancel(job, actor_id=user_id)
-                report.cancelled.append(job)
+                result = await self.canceller.cancel(job, actor_id=user_id)
+                # A lost run that may still go on at Civitai was only closed here, not stopped.
+                still_running = result.lost_reason is not None and result.lost_reason.may_still_run
+                (report.left_running if still_running else report.cancelled).append(job)
             except UserFacingError as exc:
                 log.info("Job %s of a forgotten member could not be cancelled: %s", job.id, type(exc).__name__)
                 report.left_running.append(job)

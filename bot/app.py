@@ -92,7 +92,9 @@ class TrainerBot(commands.Bot):
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
         current = self.command_tree_hash()
-        key = f"{COMMAND_HASH_KEY}:{scope}"
+        # Commands belong to an application: the same DATA_DIR pointed at a new one (a new
+        # DISCORD_TOKEN) must sync again, or the new application is left with no commands.
+        key = f"{COMMAND_HASH_KEY}:{self.application_id}:{scope}"
         if await self.services.store.get_meta(key) == current:
             log.info("Slash commands unchanged since the last sync (%s); not syncing", scope)
             return

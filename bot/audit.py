@@ -15,9 +15,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from storage import Store
-from storage.models import AuditEntry
+from storage.models import AuditEntry, Job
 
 log = logging.getLogger(__name__)
+
+# The handled event that makes a run's end audited once (``record_job_end``).
+AUDIT_END_KEY = "audit:end"
 
 AuditListener = Callable[[AuditEntry], Awaitable[None]]
 
@@ -37,7 +40,8 @@ _SENTENCES: dict[str, tuple[str, str]] = {
     "member.unblock": ("✅", "unblocked <@{member}>"),
     "job.submit": ("📤", "submitted `{job}` ({name}, {price} Buzz)"),
     "job.cancel": ("🚫", "cancelled `{job}` ({name}) of <@{owner}>"),
-    "job.failed": ("❌", "run `{job}` ({name}) of <@{owner}> ended: {status}"),
+    "job.failed": ("❌", "saw run `{job}` ({name}) of <@{owner}> end {status}: {reason}"),
+    "job.lost": ("❓", "closed run `{job}` ({name}) of <@{owner}> as lost: {reason}"),
 }
 
 
@@ -91,11 +95,25 @@ class AuditTrail:
         """Store the entry, then notify listeners without waiting for them. Details must never
         hold a secret: they are stored as they are and shown in the log channel."""
         entry = await self.store.audit.add(guild_id, actor_id, action, details, subject_id=subject_id)
+        self._announce(entry)
+        return entry
+
+    async def record_job_end(self, job: Job, actor_id: int | None, action: str, **details: Any) -> AuditEntry | None:
+        """Record how a run ended (``job.failed``, ``job.lost``) once per job, whoever notices it
+        first (the tracker, a cancel) and however often: None when it was recorded already."""
+        facts = {"job": job.id, "name": job.name, "owner": job.user_id, **details}
+        entry = await self.store.audit.add_once(
+            job.id, AUDIT_END_KEY, job.guild_id, actor_id, action, facts, subject_id=job.user_id
+        )
+        if entry is not None:
+            self._announce(entry)
+        return entry
+
+    def _announce(self, entry: AuditEntry) -> None:
         for listener in list(self._listeners):
-            task = asyncio.create_task(self._notify(listener, entry), name=f"audit:{action}")
+            task = asyncio.create_task(self._notify(listener, entry), name=f"audit:{entry.action}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return entry
 
     async def drain(self) -> None:
         """Wait for the listeners already running (tests, shutdown)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +19,7 @@ CIVITAI_ORCHESTRATOR_URL = "https://orchestration.civitai.com"
 DISCORD_API_BASE = "https://discord.com/api/v10"
 DISCORD_GATEWAY_URL = "wss://gateway.discord.gg/"
 SECRET_KEY_FILE = "secret.key"
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 class CivitaiMode(StrEnum):
@@ -33,7 +35,8 @@ class DatasetTransport(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty value means "the default", so .env.example's blank DISCORD_TOKEN= reads as unset.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Discord
     discord_token: SecretStr | None = None
@@ -57,7 +60,7 @@ class Settings(BaseSettings):
     # Storage and secrets
     data_dir: Path = Path("./data")
     secret_key: SecretStr | None = None
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
 
     # Dataset intake caps (DESIGN §4)
     max_zip_bytes: int = 500 * 1024 * 1024
@@ -93,6 +96,11 @@ class Settings(BaseSettings):
     # The public job card is edited at most this often per job (the final state always shows).
     card_edit_interval_seconds: float = Field(default=10.0, ge=0)
     callback_retention_days: int = 14
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("public_url")
     @classmethod

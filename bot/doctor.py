@@ -19,16 +19,16 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import ValidationError
 
 from bot.civitai import errors as civitai_errors
 from bot.civitai.client import OrchestratorClient, RetryPolicy
 from bot.civitai.simulator import Simulator
-from bot.config import CivitaiMode, Settings, ensure_secret_key
+from bot.config import CivitaiMode, DatasetTransport, Settings, ensure_secret_key
 from bot.hooks import DOCTOR_PROBE_PATH, doctor_proof
 from bot.invite import invite_url
 from bot.logging_setup import redact, register_secret, setup_logging
 from bot.metrics import BotMetrics
+from bot.startup import DATA_DIR_FIX, StartupError, data_dir_problem, load_settings
 from bot.web.server import WebServer
 from bot.web.signing import public_url_problems
 from bot.web.wiring import build_web_server
@@ -81,8 +81,6 @@ def settings_problems(settings: Settings) -> list[str]:
         problems.append(f"DISCORD_GATEWAY_URL {settings.discord_gateway_url!r} is not a ws(s) URL")
     if not _is_url(settings.orchestrator_url, ("https", "http")):
         problems.append(f"ORCHESTRATOR_URL {settings.orchestrator_url!r} is not an http(s) URL")
-    if not isinstance(logging.getLevelName(settings.log_level.upper()), int):
-        problems.append(f"LOG_LEVEL {settings.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
     if settings.min_images > settings.max_images:
         problems.append(f"MIN_IMAGES ({settings.min_images}) is above MAX_IMAGES ({settings.max_images})")
     if not settings.min_image_side <= settings.max_image_side:
@@ -111,23 +109,10 @@ def check_settings(settings: Settings) -> Check:
 
 
 def check_data_folder(settings: Settings) -> Check:
-    folder = settings.data_dir.resolve()
-    probe = folder / f".doctor-{secrets.token_hex(4)}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb") as file:
-            file.write(b"doctor")
-            file.flush()
-            os.fsync(file.fileno())
-        probe.unlink()
-    except OSError as exc:
-        return Check(
-            "Data folder",
-            Status.FAIL,
-            f"cannot write to {folder} ({exc.strerror or exc})",
-            "set DATA_DIR to a folder the bot's user can write (with Docker: mount a volume on /data)",
-        )
-    return Check("Data folder", Status.OK, f"{folder} is writable")
+    problem = data_dir_problem(settings.data_dir)
+    if problem is not None:
+        return Check("Data folder", Status.FAIL, problem, DATA_DIR_FIX)
+    return Check("Data folder", Status.OK, f"{settings.data_dir.resolve()} is writable")
 
 
 async def check_database(settings: Settings) -> Check:
@@ -282,6 +267,15 @@ async def _start_own_server(settings: Settings) -> tuple[WebServer | None, str]:
     return server, f"started the web server on {settings.http_host}:{server.port} for the test"
 
 
+def _shape_verdict(settings: Settings, problems: list[str]) -> tuple[Status, list[str]]:
+    """As the bot decides at start-up (bot.startup): fatal for DATASET_TRANSPORT=hosted, else ignored."""
+    if not problems:
+        return Status.OK, []
+    if settings.dataset_transport is DatasetTransport.HOSTED:
+        return Status.FAIL, [*problems, "with DATASET_TRANSPORT=hosted the bot refuses to start until this is fixed"]
+    return Status.WARN, [*problems, "the bot starts without PUBLIC_URL until this is fixed: it polls and uploads blobs"]
+
+
 async def check_public_url(settings: Settings, data_folder_ok: bool) -> Check:
     name = "Public URL"
     if not settings.public_url:
@@ -291,8 +285,14 @@ async def check_public_url(settings: Settings, data_folder_ok: bool) -> Check:
             "PUBLIC_URL is not set: jobs are followed by polling, datasets are uploaded as blobs",
             "for instant updates, expose HTTP_PORT over https (Caddy, nginx, a tunnel) and set PUBLIC_URL",
         )
+    # Its shape is reported whatever the round trip gives: an unreachable URL can be wrong too.
+    shape, shape_notes = _shape_verdict(settings, public_url_problems(settings.public_url))
     if settings.secret_key is None and not data_folder_ok:
-        return Check(name, Status.SKIPPED, "needs the data folder (where SECRET_KEY is kept); fix that first")
+        check = Check(name, Status.SKIPPED, "needs the data folder (where SECRET_KEY is kept); fix that first")
+        if shape is not Status.OK:
+            check.status, check.detail = shape, f"{settings.public_url} cannot be used as it is ({check.detail})"
+        check.notes = shape_notes
+        return check
     secret_key = ensure_secret_key(settings).get_secret_value()
     nonce = secrets.token_urlsafe(24)
     url = settings.public_url + DOCTOR_PROBE_PATH.format(nonce=nonce)
@@ -304,6 +304,7 @@ async def check_public_url(settings: Settings, data_folder_ok: bool) -> Check:
             Status.FAIL,
             f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror or exc}",
             "set HTTP_HOST/HTTP_PORT to an address this machine can listen on",
+            notes=shape_notes,
         )
     try:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS, follow_redirects=False) as http:
@@ -315,7 +316,7 @@ async def check_public_url(settings: Settings, data_folder_ok: bool) -> Check:
             f"{settings.public_url} is unreachable ({type(exc).__name__}: {str(exc) or 'no answer'})",
             f"point PUBLIC_URL's reverse proxy or tunnel at this machine's HTTP_PORT ({settings.http_port}), "
             "and check DNS and the firewall",
-            notes=[how],
+            notes=[how, *shape_notes],
         )
     finally:
         if server is not None:
@@ -327,12 +328,10 @@ async def check_public_url(settings: Settings, data_folder_ok: bool) -> Check:
             f"{settings.public_url} answered {response.status_code}, but not as this bot "
             "(another server, or another bot with a different SECRET_KEY)",
             f"make the proxy forward {settings.public_url}/hooks/ and /datasets/ to HTTP_PORT ({settings.http_port})",
-            notes=[how],
+            notes=[how, *shape_notes],
         )
-    problems = public_url_problems(settings.public_url)
-    status = Status.WARN if problems else Status.OK
-    check = Check(name, status, f"{settings.public_url} reaches this bot (a round trip to its hook endpoint)")
-    check.notes = [how, *problems]
+    check = Check(name, shape, f"{settings.public_url} reaches this bot (a round trip to its hook endpoint)")
+    check.notes = [how, *shape_notes]
     return check
 
 
@@ -363,11 +362,10 @@ def summary(checks: list[Check]) -> str:
 async def doctor(out: TextIO = sys.stdout) -> int:
     setup_logging("WARNING")
     try:
-        settings = Settings()
-    except ValidationError as exc:
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]).upper()
-            print(Check("Settings", Status.FAIL, f"{where}: {err['msg']}").render(), file=out)
+        settings = load_settings()
+    except StartupError as exc:
+        for problem in exc.problems:
+            print(Check("Settings", Status.FAIL, problem).render(), file=out)
         print("Fix the settings above in .env or the environment, then run the doctor again.", file=out)
         return 1
     print("LoRA Trainer Bot: checking the configuration\n", file=out)

@@ -1,231 +1,191 @@
-"""A small Prometheus registry (text exposition format 0.0.4) and the bot's metrics.
+"""The bot's Prometheus metrics, on the standard ``prometheus_client``.
 
-Counters, gauges and histograms with labels are all the bot needs, so this avoids a dependency.
 Every metric the project exports is declared in ``BotMetrics`` below, in one place, so the
-``/metrics`` page and the code that counts agree on names and labels.
+``/metrics`` page and the code that counts agree on names and labels; to add one, add an
+attribute there. The thin wrappers keep the call sites short (``inc(kind=…)``, ``value(…)``) and
+add what the bot needs on top of the library: gauges computed at scrape time by an async source
+(jobs by status, counted in the store). The library brings the process and Python runtime
+metrics (CPU, memory, file descriptors, garbage collection) and ``lorabot_build_info``.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
+import platform
 import re
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, GCCollector, Info, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# The classic text format: what every Prometheus version and most scrapers read.
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# Classic names only (the library would also take UTF-8 names that older scrapers refuse).
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+# A "<name>_created" series beside every counter and histogram doubles the page for a timestamp
+# nobody graphs; the bot's counters start with the process (process_start_time_seconds).
+prometheus_client.disable_created_metrics()
 
 LabelValues = tuple[str, ...]
 # A gauge's values computed at scrape time (e.g. jobs by status, counted in the store).
 GaugeSource = Callable[[], Mapping[LabelValues, float] | Awaitable[Mapping[LabelValues, float]]]
 
 
-def format_value(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-def _escape_label_value(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _sample_line(name: str, labels: Sequence[tuple[str, str]], value: float) -> str:
-    if not labels:
-        return f"{name} {format_value(value)}"
-    inner = ",".join(f'{key}="{_escape_label_value(val)}"' for key, val in labels)
-    return f"{name}{{{inner}}} {format_value(value)}"
-
-
 class Metric:
-    kind = "untyped"
+    """One metric family of ``registry``; ``sample`` is the name its plain value is exposed under."""
 
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
+    def __init__(self, registry: CollectorRegistry, name: str, labelnames: Sequence[str], sample: str) -> None:
         if not _METRIC_NAME.fullmatch(name):
             raise ValueError(f"invalid metric name {name!r}")
         for label in labelnames:
             if not _LABEL_NAME.fullmatch(label) or label.startswith("__") or label == "le":
                 raise ValueError(f"invalid label name {label!r} for {name}")
         self.name = name
-        self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self._lock = threading.Lock()  # counting may happen in worker threads (dataset intake)
+        self._registry = registry
+        self._sample = sample
 
-    def _key(self, labels: Mapping[str, str]) -> LabelValues:
+    def _checked(self, labels: Mapping[str, str]) -> dict[str, str]:
         if set(labels) != set(self.labelnames):
             raise ValueError(f"{self.name} takes labels {self.labelnames}, got {tuple(labels)}")
-        return tuple(str(labels[name]) for name in self.labelnames)
+        return {name: str(labels[name]) for name in self.labelnames}
 
-    async def sample_lines(self) -> list[str]:
-        raise NotImplementedError
-
-    async def render(self) -> str:
-        header = [f"# HELP {self.name} {_escape_help(self.documentation)}", f"# TYPE {self.name} {self.kind}"]
-        return "\n".join(header + await self.sample_lines()) + "\n"
-
-
-class _ValueMetric(Metric):
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, documentation, labelnames)
-        # An unlabelled metric shows 0 from the start; labelled ones appear on first use.
-        self._values: dict[LabelValues, float] = {} if labelnames else {(): 0.0}
-
-    def _add(self, amount: float, labels: Mapping[str, str]) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
+    def _child(self, family: Any, labels: Mapping[str, str]) -> Any:
+        checked = self._checked(labels)
+        return family.labels(**checked) if self.labelnames else family
 
     def value(self, **labels: str) -> float:
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
-    def _lines(self, values: Mapping[LabelValues, float]) -> list[str]:
-        return [_sample_line(self.name, list(zip(self.labelnames, key, strict=True)), v) for key, v in values.items()]
-
-    async def sample_lines(self) -> list[str]:
-        with self._lock:
-            values = dict(self._values)
-        return self._lines(values)
+        """The current value (0 for a label set never used)."""
+        found = self._registry.get_sample_value(self._sample, self._checked(labels))
+        return found if found is not None else 0.0
 
 
-class Counter(_ValueMetric):
-    kind = "counter"
+class Counter(Metric):
+    def __init__(self, registry: CollectorRegistry, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        super().__init__(registry, name, labelnames, sample=name if name.endswith("_total") else f"{name}_total")
+        self._family = prometheus_client.Counter(name, documentation, self.labelnames, registry=registry)
 
     def inc(self, amount: float = 1.0, /, **labels: str) -> None:
         if amount < 0:
             raise ValueError("a counter only goes up")
-        self._add(amount, labels)
+        self._child(self._family, labels).inc(amount)
 
 
-class Gauge(_ValueMetric):
-    kind = "gauge"
-
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> None:
-        super().__init__(name, documentation, labelnames)
+class Gauge(Metric):
+    def __init__(self, registry: CollectorRegistry, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        super().__init__(registry, name, labelnames, sample=name)
+        self._family = prometheus_client.Gauge(name, documentation, self.labelnames, registry=registry)
         self._source: GaugeSource | None = None
 
     def set(self, value: float, /, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = float(value)
+        self._child(self._family, labels).set(value)
 
     def inc(self, amount: float = 1.0, /, **labels: str) -> None:
-        self._add(amount, labels)
+        self._child(self._family, labels).inc(amount)
 
     def dec(self, amount: float = 1.0, /, **labels: str) -> None:
-        self._add(-amount, labels)
+        self._child(self._family, labels).dec(amount)
 
     def set_source(self, source: GaugeSource | None) -> None:
         """Compute the values at scrape time instead of keeping them (replaces set values)."""
         self._source = source
 
-    async def sample_lines(self) -> list[str]:
+    async def collect_source(self) -> None:
+        """Refresh from the source before a scrape; a failing source leaves the metric out."""
         if self._source is None:
-            return await super().sample_lines()
+            return
         try:
             produced = self._source()
             values = await produced if inspect.isawaitable(produced) else produced
+            for key in values:
+                if len(key) != len(self.labelnames):
+                    raise ValueError(f"{self.name} source gave labels {key} for {self.labelnames}")
         except Exception:
-            # A failing source must not take the whole page down: the metric is left out.
+            # A failing source must not take the whole page down.
             log.warning("Could not collect metric %s", self.name, exc_info=True)
-            return []
-        for key in values:
-            if len(key) != len(self.labelnames):
-                raise ValueError(f"{self.name} source gave labels {key} for {self.labelnames}")
-        return self._lines(values)
+            self._family.clear()
+            return
+        self._family.clear()
+        for key, value in values.items():
+            self.set(value, **dict(zip(self.labelnames, key, strict=True)))
 
 
 class Histogram(Metric):
-    kind = "histogram"
-
     def __init__(
-        self, name: str, documentation: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = DEFAULT_BUCKETS
+        self,
+        registry: CollectorRegistry,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
     ) -> None:
-        super().__init__(name, documentation, labelnames)
-        bounds = sorted(float(b) for b in buckets if not math.isinf(b))
-        if not bounds or len(set(bounds)) != len(bounds):
-            raise ValueError("histogram buckets must be distinct and not empty")
-        self.buckets = (*bounds, math.inf)
-        # Per label set: non-cumulative bucket counts, sum, count.
-        self._series: dict[LabelValues, tuple[list[int], list[float]]] = {}
+        super().__init__(registry, name, labelnames, sample=f"{name}_count")
+        self._family = prometheus_client.Histogram(
+            name, documentation, self.labelnames, registry=registry, buckets=tuple(buckets)
+        )
 
     def observe(self, value: float, /, **labels: str) -> None:
-        key = self._key(labels)
-        index = next(i for i, bound in enumerate(self.buckets) if value <= bound)
-        with self._lock:
-            counts, total = self._series.setdefault(key, ([0] * len(self.buckets), [0.0]))
-            counts[index] += 1
-            total[0] += value
+        self._child(self._family, labels).observe(value)
 
     @contextmanager
     def time(self, **labels: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
+        with self._child(self._family, labels).time():
             yield
-        finally:
-            self.observe(time.perf_counter() - start, **labels)
 
     def count(self, **labels: str) -> int:
-        with self._lock:
-            series = self._series.get(self._key(labels))
-            return sum(series[0]) if series else 0
-
-    async def sample_lines(self) -> list[str]:
-        with self._lock:
-            snapshot = {key: (list(counts), total[0]) for key, (counts, total) in self._series.items()}
-        lines: list[str] = []
-        for key, (counts, total) in snapshot.items():
-            labels = list(zip(self.labelnames, key, strict=True))
-            cumulative = 0
-            for bound, count in zip(self.buckets, counts, strict=True):
-                cumulative += count
-                lines.append(_sample_line(f"{self.name}_bucket", [*labels, ("le", format_value(bound))], cumulative))
-            lines.append(_sample_line(f"{self.name}_sum", labels, total))
-            lines.append(_sample_line(f"{self.name}_count", labels, cumulative))
-        return lines
+        return int(self.value(**labels))
 
 
 _M = TypeVar("_M", bound=Metric)
 
 
 class Registry:
+    """The metrics of one process (a fresh one per ``BotMetrics``, so tests never share counts)."""
+
     def __init__(self) -> None:
+        self.collectors = CollectorRegistry()
         self._metrics: dict[str, Metric] = {}
 
-    def register(self, metric: _M) -> _M:
-        if metric.name in self._metrics:
-            raise ValueError(f"metric {metric.name} is already registered")
-        self._metrics[metric.name] = metric
+    def _add(self, name: str, make: Callable[[], _M]) -> _M:
+        if name in self._metrics:
+            raise ValueError(f"metric {name} is already registered")
+        self._metrics[name] = metric = make()
         return metric
 
     def counter(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
-        return self.register(Counter(name, documentation, labelnames))
+        return self._add(name, lambda: Counter(self.collectors, name, documentation, labelnames))
 
     def gauge(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Gauge:
-        return self.register(Gauge(name, documentation, labelnames))
+        return self._add(name, lambda: Gauge(self.collectors, name, documentation, labelnames))
 
     def histogram(
         self, name: str, documentation: str, labelnames: Sequence[str] = (), buckets: Sequence[float] = DEFAULT_BUCKETS
     ) -> Histogram:
-        return self.register(Histogram(name, documentation, labelnames, buckets))
+        return self._add(name, lambda: Histogram(self.collectors, name, documentation, labelnames, buckets))
 
     async def render(self) -> str:
-        return "".join([await metric.render() for metric in self._metrics.values()])
+        """The page in text format 0.0.4, gauges with a source read first."""
+        for metric in self._metrics.values():
+            if isinstance(metric, Gauge):
+                await metric.collect_source()
+        return generate_latest(self.collectors).decode("utf-8")
+
+
+def _package_version() -> str:
+    try:
+        return version("lora-trainer-bot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 class BotMetrics:
@@ -233,6 +193,14 @@ class BotMetrics:
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = r = registry or Registry()
+        # What the library measures for any Python process: CPU, memory, open files, GC, version.
+        ProcessCollector(registry=r.collectors)
+        PlatformCollector(registry=r.collectors)
+        GCCollector(registry=r.collectors)
+        Info("lorabot_build", "The running version of the bot.", registry=r.collectors).info(
+            {"version": _package_version(), "python": platform.python_version()}
+        )
+
         self.jobs = r.gauge("lorabot_jobs", "Training jobs by status (collected from the store).", ["status"])
         self.callbacks_received = r.counter("lorabot_callbacks_received_total", "Orchestrator callbacks received.")
         self.callbacks_rejected = r.counter(

@@ -7,20 +7,24 @@ import contextlib
 import logging
 import signal
 
+import aiohttp
 import discord
 
 from bot.app import TrainerBot, point_discord_at
 from bot.config import Settings
 from bot.logging_setup import register_secret, setup_logging
+from bot.startup import ExitCode, StartupError, checked
 
 log = logging.getLogger(__name__)
 
 
 async def run(settings: Settings) -> int:
+    """Run until stopped; a reason not to start is raised as ``StartupError`` (one line, an exit code)."""
     setup_logging(settings.log_level)
     assert settings.discord_token is not None
     token = settings.discord_token.get_secret_value()
     register_secret(token)
+    settings = checked(settings)
     point_discord_at(settings)
     bot = TrainerBot(settings)
 
@@ -41,6 +45,16 @@ async def run(settings: Settings) -> int:
         try:
             await runner
         except discord.LoginFailure:
-            log.error("Discord refused DISCORD_TOKEN: reset it in the developer portal and update .env")
-            return 2
-    return 0
+            raise StartupError(
+                ExitCode.DISCORD_REFUSED_TOKEN,
+                "Discord refused DISCORD_TOKEN: reset it in the developer portal (Bot → Reset Token) and update .env",
+            ) from None
+        except (aiohttp.ClientConnectionError, OSError, discord.DiscordServerError) as exc:
+            if bot.user is not None:
+                raise  # logged in earlier: not a start-up failure
+            raise StartupError(
+                ExitCode.DISCORD_UNREACHABLE,
+                f"could not reach Discord at {settings.discord_api_base} ({exc}): check the network and DNS, "
+                "or DISCORD_API_BASE if you set it",
+            ) from None
+    return ExitCode.STOPPED

@@ -120,6 +120,7 @@ class Services:
                 orchestrator=orchestrator.client,
                 operator_token=settings.civitai_token,
                 audit=audit,
+                simulated=orchestrator.simulated,
             )
             accounts = AccountService(
                 store=store,
@@ -136,8 +137,11 @@ class Services:
                 client=orchestrator.client,
                 clock=clock,
                 metrics=metrics,
+                simulated=orchestrator.simulated,
+                audit=audit,
             )
             relay.target = tracker
+            training.recheck = tracker.recheck_later
             services = cls(
                 settings=settings,
                 store=store,

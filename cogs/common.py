@@ -37,6 +37,7 @@ STATUS_FILTERS: dict[str, frozenset[JobStatus]] = {
     "failed": frozenset({JobStatus.FAILED}),
     "expired": frozenset({JobStatus.EXPIRED}),
     "canceled": frozenset({JobStatus.CANCELED}),
+    "lost": frozenset({JobStatus.LOST}),  # can no longer be followed (deleted at Civitai, token removed…)
     "not_submitted": frozenset({JobStatus.DRAFT, JobStatus.DISCARDED}),
 }
 STATUS_CHOICES = [

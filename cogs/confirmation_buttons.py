@@ -18,11 +18,14 @@ from bot.jobs.submission import (
     CONFIRMATION_TTL,
     ConfirmationClosed,
     ConfirmationExpired,
+    DraftRevised,
     JobNotFound,
     NotYourJob,
+    Quote,
+    SubmitOutcomeUnknown,
     TrainingService,
 )
-from cogs.buttons import JobButton
+from cogs.buttons import JOB_ID, JobButton
 from cogs.confirmation import cancelled_embed, closed_embed, merge_warnings, shown_warnings, training_embed
 from cogs.context import requester_from, services_of
 from cogs.errors import report_error
@@ -34,9 +37,10 @@ log = logging.getLogger(__name__)
 PROMPTS_INPUT_LIMIT = 4000  # Discord: a text input holds at most 4000 characters
 
 
-def confirmation_view(job_id: str, *, disabled: bool = False) -> discord.ui.View:
+def confirmation_view(job: Job, *, disabled: bool = False) -> discord.ui.View:
+    """The confirmation's buttons; Confirm carries the draft revision shown with them."""
     view = discord.ui.View(timeout=None)
-    for item in (ConfirmButton(job_id), PromptsButton(job_id), DiscardButton(job_id)):
+    for item in (ConfirmButton(f"{job.id}:{job.revision}"), PromptsButton(job.id), DiscardButton(job.id)):
         item.item.disabled = disabled
         view.add_item(item)
     return view
@@ -85,33 +89,57 @@ async def answer_not_a_draft(interaction: discord.Interaction, training: Trainin
         )
 
 
-class ConfirmButton(JobButton, kind="confirm", label="Confirm", style=discord.ButtonStyle.success):
+# ``<job id>:<draft revision>``; a Confirm from before revisions existed has none and is never
+# the current revision (it shows the draft again instead of submitting).
+REVISED_JOB = rf"{JOB_ID}(?::\d{{1,9}})?"
+
+
+class ConfirmButton(
+    JobButton, kind="confirm", label="Confirm", style=discord.ButtonStyle.success, key_pattern=REVISED_JOB
+):
+    @property
+    def job_id(self) -> str:
+        return self.key.partition(":")[0]
+
+    @property
+    def revision(self) -> int:
+        shown = self.key.partition(":")[2]
+        return int(shown) if shown else 0
+
     async def clicked(self, interaction: discord.Interaction) -> None:
         # The submit (and blob uploads) may take longer than Discord's 3 s: answer first.
         await interaction.response.defer()
-        await confirm(interaction, self.job_id)
+        await confirm(interaction, self.job_id, self.revision)
 
 
-async def confirm(interaction: discord.Interaction, job_id: str) -> None:
+async def confirm(interaction: discord.Interaction, job_id: str, revision: int) -> None:
     services = services_of(interaction)
     training = services.training
     requester = requester_from(interaction)
-    claimed = False
+    claimed: Job | None = None
 
-    async def show_submitting() -> None:
+    async def show_submitting(job: Job) -> None:
         nonlocal claimed
-        claimed = True
+        claimed = job
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(
-                content="⏳ Submitting to Civitai…", view=confirmation_view(job_id, disabled=True)
+                content="⏳ Submitting to Civitai…", view=confirmation_view(job, disabled=True)
             )
 
     try:
-        submission = await training.submit_draft(job_id, requester, on_claimed=show_submitting)
+        submission = await training.submit_draft(job_id, requester, revision=revision, on_claimed=show_submitting)
     except (NotYourJob, JobNotFound):
         raise  # someone else's confirmation: leave it exactly as it is
     except (ConfirmationExpired, ConfirmationClosed) as exc:
         await close_confirmation(interaction, closed_embed(exc))
+        return
+    except DraftRevised as exc:
+        await show_quote(interaction, await training.current_quote(exc.job, requester), note=exc.user_message)
+        return
+    except SubmitOutcomeUnknown as exc:
+        # The run may have started: Confirm stays off, and recovery tells the member what happened.
+        view = confirmation_view(claimed, disabled=True) if claimed else None
+        await interaction.edit_original_response(content=f"⏳ {exc.user_message}", view=view)
         return
     except OrchestratorValidationError as exc:
         # The same request would be refused again: the member changes options and starts over.
@@ -119,11 +147,12 @@ async def confirm(interaction: discord.Interaction, job_id: str) -> None:
         await close_confirmation(interaction, closed_embed(exc))
         return
     except Exception:
-        # Nothing was submitted and the draft is back (Civitai unreachable, not enough Buzz…):
-        # Confirm stays usable, and the error says what to do.
-        if claimed:
+        # Nothing was submitted and the draft is back (not enough Buzz, a cap, Civitai sure it
+        # has no such run…): Confirm stays usable, and the error says what to do.
+        current = await training.store.jobs.get(job_id)
+        if claimed and current is not None and current.status is JobStatus.DRAFT:
             with contextlib.suppress(discord.HTTPException):
-                await interaction.edit_original_response(content=None, view=confirmation_view(job_id))
+                await interaction.edit_original_response(content=None, view=confirmation_view(current))
         raise
     job = submission.job
     if not submission.submitted_now:
@@ -146,6 +175,17 @@ async def confirm(interaction: discord.Interaction, job_id: str) -> None:
     where = thread.mention if thread is not None else card.jump_url
     await interaction.edit_original_response(
         content=f"✅ Submitted{simulated}: follow it in {where}", embeds=[], attachments=[], view=None
+    )
+
+
+async def show_quote(interaction: discord.Interaction, quote: Quote, *, note: str | None = None) -> None:
+    """Show ``quote`` in place of the confirmation's training embed, with its revision's buttons;
+    the dataset report, contact sheet and warnings shown before stay."""
+    embeds = list(interaction.message.embeds) if interaction.message else []
+    shown = shown_warnings(embeds[-1]) if embeds else []
+    fresh = training_embed(quote, warnings=merge_warnings(shown, quote.warnings))
+    await interaction.edit_original_response(
+        content=f"⚠️ {note}" if note else None, embeds=[*embeds[:-1], fresh], view=confirmation_view(quote.job)
     )
 
 
@@ -186,16 +226,18 @@ class PromptsModal(discord.ui.Modal):
         await interaction.response.defer()  # re-pricing asks Civitai: answer first
         training = services_of(interaction).training
         lines = [line.strip() for line in self.prompts.value.splitlines() if line.strip()]
-        quote = await training.update_sample_prompts(self.job_id, requester_from(interaction), lines)
+        requester = requester_from(interaction)
+        quote = await training.update_sample_prompts(self.job_id, requester, lines)
         if quote is None:
             job = await training.store.jobs.get(self.job_id)
-            if job is not None:
+            if job is not None and job.status is JobStatus.DRAFT:
+                quote = await training.current_quote(job, requester)  # changed again meanwhile
+            elif job is not None:
                 await answer_not_a_draft(interaction, training, job)
-            return
-        embeds = list(interaction.message.embeds) if interaction.message else []
-        shown = shown_warnings(embeds[-1]) if embeds else []
-        fresh = training_embed(quote, warnings=merge_warnings(shown, quote.warnings))
-        await interaction.edit_original_response(embeds=[*embeds[:-1], fresh], view=confirmation_view(self.job_id))
+                return
+            else:
+                return
+        await show_quote(interaction, quote)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, /) -> None:  # type: ignore[override]
         if isinstance(error, ConfirmationExpired):

@@ -56,6 +56,10 @@ def cancel_prompt(job: Job, *, actor_id: int) -> dict[str, Any]:
 
 def outcome_embed(result: Cancellation) -> discord.Embed:
     job = result.job
+    if result.lost is not None and result.closed:
+        lost = result.lost
+        text = f"**{lost.headline}.** {lost.detail}\nI closed it here: it no longer counts as running. {lost.fix}"
+        return discord.Embed(title=f"Closed {job.name}"[:256], description=text[:4096], colour=OK_COLOUR)
     if not result.submitted:
         text = "It was never submitted, so nothing was charged. The confirmation is closed."
     elif not result.cancelled:
@@ -76,9 +80,10 @@ async def announce_cancel(client: discord.Client, result: Cancellation, actor_id
     """Edit the public card, say so in the run's thread, and DM the owner when someone else (an
     admin) cancelled it. Best effort: the cancel stands whatever Discord answers."""
     job = result.job
-    if not (result.cancelled and result.submitted):
+    if not (result.closed and result.submitted):
         return
     by_admin = actor_id != job.user_id
+    what = f"closed this run: {result.lost.headline}." if result.lost else f"cancelled this run. {REFUND_NOTE}"
     try:
         if job.card_channel_id and job.card_message_id:
             card = client.get_partial_messageable(job.card_channel_id).get_partial_message(job.card_message_id)
@@ -86,21 +91,23 @@ async def announce_cancel(client: discord.Client, result: Cancellation, actor_id
         if job.thread_id:
             who = f"<@{job.user_id}>, a server admin (<@{actor_id}>)" if by_admin else f"<@{actor_id}>"
             await client.get_partial_messageable(job.thread_id).send(
-                f"🚫 {who} cancelled this run. {REFUND_NOTE}",
+                f"🚫 {who} {what}",
                 allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)] if by_admin else False),
             )
     except discord.HTTPException as exc:
         log.warning("Job %s was cancelled but its card or thread could not be updated: %s", job.id, exc.status)
     if by_admin and (await client_services(client).store.users.get(job.user_id)).dm_notify:
-        await dm_owner(client, job, actor_id)
+        await dm_owner(client, result, actor_id)
 
 
-async def dm_owner(client: discord.Client, job: Job, actor_id: int) -> None:
+async def dm_owner(client: discord.Client, result: Cancellation, actor_id: int) -> None:
+    job = result.job
     simulated = " (a SIMULATED run)" if job.simulated else ""
-    text = (
-        f"🚫 A server admin (<@{actor_id}>) cancelled your run **{discord.utils.escape_markdown(job.name)}** "
-        f"(`{job.id}`){simulated}. {REFUND_NOTE}"
-    )
+    run = f"your run **{discord.utils.escape_markdown(job.name)}** (`{job.id}`){simulated}"
+    if result.lost is not None:
+        text = f"🚫 A server admin (<@{actor_id}>) closed {run}: {result.lost.headline}. {result.lost.detail}"
+    else:
+        text = f"🚫 A server admin (<@{actor_id}>) cancelled {run}. {REFUND_NOTE}"
     try:
         user = client.get_user(job.user_id) or await client.fetch_user(job.user_id)
         await user.send(text, allowed_mentions=discord.AllowedMentions.none())

@@ -12,6 +12,7 @@ from typing import Any
 
 import discord
 
+from bot.jobs.explain import explain_lost
 from bot.jobs.policy import relative_time
 from bot.render.progress import progress_bar
 from storage.models import Job, JobStatus
@@ -92,6 +93,9 @@ def job_card_embed(job: Job, *, user_mention: str | None = None, epochs_done: in
             embed.add_field(name="Queue", value=queue, inline=True)
         if eta:
             embed.add_field(name="ETA", value=eta, inline=True)
+    if job.status is JobStatus.LOST:
+        lost = explain_lost(job.end_reason, simulated=job.simulated, charged=job.price_charged)
+        embed.add_field(name="What happened", value=f"{lost.headline}. {lost.fix}"[:1024], inline=False)
     footer = f"Job {job.id}"
     if job.workflow_id:
         footer += f" · workflow {job.workflow_id}"

@@ -2,9 +2,12 @@
 
 ``DiscordJobSink`` implements the core's ``JobEventSink``. Everything is written by id
 (``get_partial_messageable``): archived threads are not in the cache, and a send unarchives
-them. A deleted thread or channel (10003), or one the bot may no longer post in, sends the post
-to the owner's DMs instead; when the DMs are closed too there is nowhere left, and that is
-logged, not retried. Every message carries the event's nonce so Discord drops a resend.
+them. A deleted thread or channel (10003), a locked one, or one the bot may no longer post in
+sends the post to the owner's DMs instead, and the job remembers it (``jobs.thread_gone``): later
+posts go straight to the DMs, and only the first says why. When the DMs are closed too there is
+nowhere left, and that is logged, not retried. Every message carries the event's nonce (Discord
+drops a resend within minutes) and its marker (``post_marker``: the embed footer, or the last
+line of a text message), which ``find_post`` looks for after a crash.
 
 Each send or edit Discord refuses is counted in ``lorabot_discord_send_failures_total`` by
 kind, and every line logged here carries the job's ids.
@@ -23,7 +26,17 @@ import discord
 from discord.ext import commands
 
 from bot.app import TrainerBot
-from bot.jobs.events import THREAD_GONE, EpochReady, Notice, NoticeKind, SampleImage, message_nonce
+from bot.jobs.events import (
+    EpochReady,
+    Notice,
+    NoticeKind,
+    SampleImage,
+    carries_marker,
+    dm_key,
+    message_nonce,
+    notice_key,
+    post_marker,
+)
 from bot.logging_setup import about_job
 from bot.render.shrink import shrink_to_fit
 from cogs.job_buttons import DYNAMIC_ITEMS, download_select, epoch_view
@@ -44,6 +57,14 @@ CANNOT_DM = 50007
 THREAD_LOCKED = 160005
 # Losing the thread or the right to post in it sends posts to the owner instead.
 FALLBACK_CODES = frozenset({UNKNOWN_CHANNEL, THREAD_LOCKED, 50001, 50013})
+# Handled event: the owner was told (once) why the job's posts come to their DMs.
+FALLBACK_TOLD = "thread:gone:told"
+FALLBACK_NOTE = (
+    "I can't post in this run's thread any more (it was deleted or locked, or I lost access), "
+    "so I'm posting here instead.\n"
+)
+# How many recent messages of a channel ``find_post`` reads (one request: Discord's maximum).
+SEARCH_DEPTH = 100
 
 Build = Callable[[], dict[str, Any]]
 
@@ -90,6 +111,12 @@ def shrink_all(samples: Sequence[SampleImage], limit: int) -> list[tuple[str, by
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _marked(text: str, job_id: str, key: str, limit: int = 2000) -> str:
+    """``text`` with the post's marker as its last line (small print), clipped so it stays."""
+    marker = f"\n-# {post_marker(job_id, key)}"
+    return _clip(text, limit - len(marker)) + marker
 
 
 class DiscordJobSink:
@@ -156,7 +183,8 @@ class DiscordJobSink:
             embed.add_field(
                 name="Samples", value=f"{event.missing_samples} sample image(s) could not be fetched from Civitai."
             )
-        embed.set_footer(text=f"Job {job.id}" + (" · SIMULATED: generated, not trained" if job.simulated else ""))
+        simulated = " · SIMULATED: generated, not trained" if job.simulated else ""
+        embed.set_footer(text=post_marker(job.id, event.key) + simulated)
 
         def build() -> dict[str, Any]:
             return {
@@ -205,7 +233,8 @@ class DiscordJobSink:
             text = f"⏸️ **{job.name}** is waiting for a moderator."
         else:
             headline = notice.explanation.headline if notice.explanation else "The run stopped"
-            text = f"❌ **{job.name}**: {headline}."
+            mark = "❓" if notice.kind is NoticeKind.LOST else "❌"
+            text = f"{mark} **{job.name}**: {headline}."
         return _clip(text, 1900) + simulated_suffix(job)
 
     @staticmethod
@@ -241,7 +270,7 @@ class DiscordJobSink:
             embed.add_field(
                 name="Cost", value=f"{notice.final_cost:,.0f} Buzz" + (" (simulated)" if job.simulated else "")
             )
-        embed.set_footer(text=f"Job {job.id}" + (" · SIMULATED" if job.simulated else ""))
+        embed.set_footer(text=post_marker(job.id, notice_key(notice.kind)) + (" · SIMULATED" if job.simulated else ""))
         return embed
 
     async def send_dm(self, notice: Notice, message_id: int | None) -> None:
@@ -250,18 +279,21 @@ class DiscordJobSink:
 
     async def _send_dm(self, notice: Notice, message_id: int | None) -> None:
         job = notice.job
-        if await self.store.events.is_handled(job.id, THREAD_GONE):
+        if await self._thread_gone(job):
             return  # with the thread gone, the notice itself went to these DMs
         link = jump_url(job, message_id)
         text = self._headline(notice)
         if notice.explanation is not None:
+            if notice.kind is NoticeKind.LOST:  # what happened and what was charged: no run left to look at
+                text += f"\n{notice.explanation.detail}"
             text += f"\n{notice.explanation.fix}"
         if link:
             text += f"\nSee it here: {link}"
         try:
             with self._counted():
                 dm = await self.bot.create_dm(discord.Object(job.user_id))
-                await dm.send(_clip(text, 2000), nonce=message_nonce(job.id, f"dm:{notice.kind}"))
+                content = _marked(text, job.id, dm_key(notice.kind))
+                await dm.send(content, nonce=message_nonce(job.id, f"dm:{notice.kind}"))
         except discord.Forbidden as exc:
             if exc.code != CANNOT_DM:
                 raise
@@ -269,12 +301,14 @@ class DiscordJobSink:
             await self._dms_closed(job, notice)
 
     async def _dms_closed(self, job: Job, notice: Notice) -> None:
-        if await self.store.events.is_handled(job.id, THREAD_GONE):
+        if await self._thread_gone(job):
             return  # the thread is gone and DMs are closed: nowhere left to say anything
-        content = (
+        content = _marked(
             f"<@{job.user_id}>, I couldn't send you a DM about this run because your DMs are closed to me. "
             "Allow direct messages from server members to get them, or turn them off with "
-            "`/settings notify dm:off`." + simulated_suffix(job)
+            "`/settings notify dm:off`." + simulated_suffix(job),
+            job.id,
+            dm_key(notice.kind),  # it stands for the DM: found again in the thread after a crash
         )
 
         def build() -> dict[str, Any]:
@@ -289,13 +323,78 @@ class DiscordJobSink:
         with about_job(job):
             await open_job_thread(self.bot, self.store, job)
 
+    async def not_submitted(self, job: Job) -> None:
+        """Said where the member ran ``/train`` (their confirmation said "checking"), else in DMs."""
+        content = (
+            f"<@{job.user_id}>, your run **{discord.utils.escape_markdown(job.name)}** (`{job.id}`) did not start: "
+            "Civitai never created it, so nothing was charged for it. Run `/train flux1` again when you're ready."
+            + simulated_suffix(job)
+        )
+        mention = discord.AllowedMentions(users=[discord.Object(job.user_id)])
+        nonce = message_nonce(job.id, "not-submitted")
+        with about_job(job):
+            try:
+                with self._counted():
+                    channel = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id)
+                    await channel.send(content, allowed_mentions=mention, nonce=nonce)
+                return
+            except discord.HTTPException as exc:
+                if exc.code not in FALLBACK_CODES:
+                    raise
+            await self._to_owner(job, "not-submitted", lambda: {"content": content}, about_thread=False)
+
+    # --- finding a post again ---------------------------------------------------------------------
+
+    async def find_post(self, job: Job, key: str) -> int | None:
+        with about_job(job):
+            for channel in await self._places(job):
+                found = await self._search(channel, job, key)
+                if found is not None:
+                    return found
+            return None
+
+    async def _places(self, job: Job) -> list[discord.abc.Messageable]:
+        """Everywhere a post of the job could have gone: its thread (or card channel), the owner's DMs."""
+        places: list[discord.abc.Messageable] = []
+        channel_id = job.thread_id or job.card_channel_id
+        if channel_id is not None:
+            places.append(self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id))
+        try:
+            places.append(await self.bot.create_dm(discord.Object(job.user_id)))
+        except (discord.NotFound, discord.Forbidden):
+            log.info("No DM channel with the owner of job %s to look in", job.id)
+        return places
+
+    async def _search(self, channel: discord.abc.Messageable, job: Job, key: str) -> int | None:
+        """The bot's latest message in ``channel`` carrying the marker of ``key``, if any. A channel
+        that is gone or closed to the bot holds nothing; any other failure propagates (try later)."""
+        me = self.bot.user.id if self.bot.user else None
+        try:
+            async for message in channel.history(limit=SEARCH_DEPTH):
+                if message.author.id != me:
+                    continue
+                texts = [message.content, *(embed.footer.text for embed in message.embeds)]
+                if any(carries_marker(text, job.id, key) for text in texts):
+                    return message.id
+        except (discord.NotFound, discord.Forbidden) as exc:
+            log.info("Cannot read channel %s for job %s (%s); the post is not there", channel, job.id, exc.code)
+        return None
+
     # --- where posts go -------------------------------------------------------------------------
+
+    async def _thread_gone(self, job: Job) -> bool:
+        """Whether the job's posts go to its owner's DMs (read afresh: an earlier post of the same
+        refresh may have found the thread gone)."""
+        if job.thread_gone:
+            return True
+        stored = await self.store.jobs.get(job.id)
+        return stored is not None and stored.thread_gone
 
     async def _post(self, job: Job, key: str, build: Build, *, fall_back: bool = True) -> discord.Message | None:
         """Post in the job's thread (else its card's channel), or to the owner when that is gone."""
         nonce = message_nonce(job.id, key)
         channel_id = job.thread_id or job.card_channel_id
-        if channel_id is not None and not await self.store.events.is_handled(job.id, THREAD_GONE):
+        if channel_id is not None and not await self._thread_gone(job):
             channel = self.bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
             try:
                 with self._counted():
@@ -303,26 +402,32 @@ class DiscordJobSink:
             except discord.HTTPException as exc:
                 if exc.code not in FALLBACK_CODES:
                     raise
-                log.info("Cannot post in the thread of job %s (%s); sending to its owner", job.id, exc.code)
-                if exc.code == UNKNOWN_CHANNEL:
-                    await self.store.events.mark_handled(job.id, THREAD_GONE)
+                log.info("Cannot post in the thread of job %s (%s); its posts go to its owner", job.id, exc.code)
+                await self.store.jobs.mark_thread_gone(job.id)
         if not fall_back:
             return None
         return await self._to_owner(job, key, build)
 
-    async def _to_owner(self, job: Job, key: str, build: Build) -> discord.Message | None:
+    async def _to_owner(
+        self, job: Job, key: str, build: Build, *, about_thread: bool = True
+    ) -> discord.Message | None:
+        """Post to the owner's DMs; the first post that comes instead of the thread says why."""
         kwargs = build()
-        note = "Your job thread is gone, so I'm posting here instead.\n"
-        kwargs["content"] = _clip(note + str(kwargs.get("content") or ""), 2000)
+        explain = about_thread and not await self.store.events.is_handled(job.id, FALLBACK_TOLD)
+        if explain:  # said once per job: later posts just come here
+            kwargs["content"] = _clip(FALLBACK_NOTE + str(kwargs.get("content") or ""), 2000)
         try:
             with self._counted():
                 dm = await self.bot.create_dm(discord.Object(job.user_id))
-                return await dm.send(nonce=message_nonce(job.id, f"owner:{key}"), **kwargs)
+                message = await dm.send(nonce=message_nonce(job.id, f"owner:{key}"), **kwargs)
         except discord.Forbidden as exc:
             if exc.code != CANNOT_DM:
                 raise
             log.warning("Job %s: its thread is gone and its owner's DMs are closed; %s not shown", job.id, key)
             return None
+        if explain:
+            await self.store.events.mark_handled(job.id, FALLBACK_TOLD)
+        return message
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -94,7 +94,7 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
             requester = requester_from(interaction)
             user_id = requester.member.user_id
             guild = await services.store.guilds.get(requester.guild_id)
-            services.cooldowns.hit(COMMAND, requester.guild_id, user_id, guild.cooldown_seconds)
+            services.cooldowns.check(COMMAND, requester.guild_id, user_id, guild.cooldown_seconds)
             guild = await services.training.check_requester(requester)
             options = TrainingOptions.from_user(
                 variant=variant,
@@ -120,6 +120,9 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
                 max_epochs=guild.max_epochs,
             )
             await services.training.precheck(requester, options)
+            # Only a request that passed the cheap checks costs a cooldown: a member refused for
+            # the channel, a limit or a block corrects it and tries again at once.
+            services.cooldowns.start(COMMAND, requester.guild_id, user_id)
             result = await receive_dataset(
                 services,
                 dataset=dataset,
@@ -142,7 +145,7 @@ class TrainCog(commands.GroupCog, group_name="train", group_description="Train a
                 content=None,
                 embeds=fit_embeds(embeds),
                 attachments=[sheet] if sheet else [],
-                view=confirmation_view(quote.job.id),
+                view=confirmation_view(quote.job),
             )
         except Exception as exc:
             await replace_with_error(interaction, exc)

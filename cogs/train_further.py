@@ -60,7 +60,7 @@ async def offer_continuation(interaction: discord.Interaction, job_id: str, numb
             origin_embed(source, number, quote.options.continue_from),
             training_embed(quote, warnings=quote.warnings),
         ]
-        await interaction.followup.send(ephemeral=True, embeds=fit_embeds(embeds), view=confirmation_view(quote.job.id))
+        await interaction.followup.send(ephemeral=True, embeds=fit_embeds(embeds), view=confirmation_view(quote.job))
     except Exception as exc:
         await report_error(interaction, exc)
 

@@ -39,6 +39,10 @@ def from_db_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
+def optional_db_time(moment: datetime | None) -> str | None:
+    return to_db_time(moment) if moment is not None else None
+
+
 def optional_time(text: str | None) -> datetime | None:
     return from_db_time(text) if text is not None else None
 

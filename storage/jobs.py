@@ -1,8 +1,12 @@
 """Training jobs: the row exists before the submit, so Confirm is idempotent across crashes.
 
-Life of a job: ``create`` (draft) → ``claim_for_submit`` (draft → submitting, atomic, so only
-one Confirm click submits) → ``mark_submitted`` (workflow id, price, ledger charge) →
-``update_state`` with each authoritative workflow state until a terminal status.
+Life of a job: ``create`` (draft, revision 1; each ``update_draft`` is a new revision) →
+``claim_for_submit`` (draft → submitting and the price reserved in the ledger, atomic with the
+caps, so only one Confirm click submits and no race beats a limit) → ``mark_submitted``
+(workflow id, the charge made exact) or, when the submit surely created nothing,
+``release_claim`` / ``abandon_submit`` (the reservation dropped) → ``update_state`` with each
+authoritative workflow state until a terminal status. While a submit is in flight its task
+renews a lease; recovery (``take_over_submit``) only takes over one whose lease ran out.
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ from typing import Any
 
 import aiosqlite
 
-from storage.db import Database, Session, from_db_time, optional_time, placeholders, to_db_time
-from storage.ledger import insert_charge
+from storage.db import Database, Session, from_db_time, optional_db_time, optional_time, placeholders, to_db_time
+from storage.ledger import drop_charge, insert_charge, set_charge, spent_since
 from storage.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
+    Claim,
+    ClaimRefusal,
     Job,
     JobStatus,
     NewJob,
     Payer,
+    SubmitLimits,
     TokenSource,
     Variant,
 )
@@ -48,6 +55,9 @@ ORCHESTRATOR_STATUSES = frozenset(
         JobStatus.CANCELED,
     }
 )
+
+# Statuses of a run the orchestrator accepted and that has not ended: the ones that can be lost.
+FOLLOWED_STATUSES = ACTIVE_STATUSES - {JobStatus.SUBMITTING}
 
 StatusFilter = JobStatus | Collection[JobStatus] | None
 
@@ -175,31 +185,148 @@ class JobRepository:
     # Before the submit
 
     async def update_draft(
-        self, job_id: str, params: Mapping[str, Any], price_estimate: float | None, price_quoted: float | None
-    ) -> bool:
-        """Change a draft's parameters and price (Edit sample prompts); False once claimed."""
+        self,
+        job_id: str,
+        params: Mapping[str, Any],
+        price_estimate: float | None,
+        price_quoted: float | None,
+        *,
+        revision: int | None = None,
+    ) -> int | None:
+        """Change a draft's parameters and price, as a new revision; returns that revision.
+
+        None once claimed or discarded, or when ``revision`` is given and the draft is no longer
+        at it (someone changed it meanwhile). Every change bumps the revision, so a Confirm
+        showing an older one submits nothing.
+        """
+        where = " AND revision = ?" if revision is not None else ""
+        row = await self.db.one(
+            "UPDATE jobs SET params = ?, price_estimate = ?, price_quoted = ?, revision = revision + 1,"
+            f" updated_at = ? WHERE id = ? AND status = ?{where} RETURNING revision",
+            (
+                _json(params),
+                price_estimate,
+                price_quoted,
+                self.db.now(),
+                job_id,
+                JobStatus.DRAFT.value,
+                *(() if revision is None else (revision,)),
+            ),
+        )
+        return int(row[0]) if row is not None else None
+
+    async def claim_for_submit(
+        self,
+        job_id: str,
+        *,
+        revision: int | None = None,
+        limits: SubmitLimits | None = None,
+        lease_until: datetime | None = None,
+    ) -> Claim:
+        """Move draft → submitting and reserve its price in the ledger, in one transaction.
+
+        True for exactly one caller however many click Confirm, in however many processes. The
+        same transaction checks that the draft is still at ``revision`` and that ``limits``
+        (runs going, daily and monthly spend with this price) allow it, so two Confirms racing
+        near a cap can never both pass. The reservation is the quoted price (else the estimate);
+        ``mark_submitted`` replaces it with the price the submit answered with.
+        """
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            row = await session.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+            if row is None:
+                return Claim(None, ClaimRefusal.NOT_A_DRAFT)
+            job = _job_from_row(row)
+            if job.status is not JobStatus.DRAFT:
+                return Claim(job, ClaimRefusal.NOT_A_DRAFT)
+            if revision is not None and job.revision != revision:
+                return Claim(job, ClaimRefusal.REVISED)
+            price = job.price_quoted if job.price_quoted is not None else (job.price_estimate or 0.0)
+            refusal = await self._over_limit(session, job, price, limits) if limits is not None else None
+            if refusal is not None:
+                return Claim(job, refusal[0], used=refusal[1], reserved=price)
+            await session.run(
+                "UPDATE jobs SET status = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+                (JobStatus.SUBMITTING.value, optional_db_time(lease_until), now, job_id),
+            )
+            await insert_charge(
+                session, guild_id=job.guild_id, user_id=job.user_id, job_id=job_id, payer=job.payer,
+                amount=price, now=now,
+            )  # fmt: skip
+            return Claim(await self._require_in(session, job_id), reserved=price)
+
+    @staticmethod
+    async def _over_limit(
+        session: Session, job: Job, price: float, limits: SubmitLimits
+    ) -> tuple[ClaimRefusal, float] | None:
+        if limits.max_active is not None:
+            statuses = sorted(s.value for s in ACTIVE_STATUSES)
+            row = await session.one(
+                "SELECT COUNT(*) FROM jobs WHERE guild_id = ? AND user_id = ?"
+                f" AND status IN ({placeholders(statuses)})",
+                (job.guild_id, job.user_id, *statuses),
+            )
+            active = int(row[0]) if row is not None else 0
+            if active >= limits.max_active:
+                return ClaimRefusal.CONCURRENCY, active
+        if limits.daily_cap is not None:
+            spent = await spent_since(session, job.guild_id, limits.day_start, user_id=job.user_id)
+            if spent + price > limits.daily_cap:
+                return ClaimRefusal.DAILY_CAP, spent
+        if limits.monthly_cap is not None:
+            spent = await spent_since(session, job.guild_id, limits.month_start)
+            if spent + price > limits.monthly_cap:
+                return ClaimRefusal.MONTHLY_CAP, spent
+        return None
+
+    async def renew_lease(self, job_id: str, held: datetime, until: datetime) -> bool:
+        """Extend the submit lease the caller holds (it still reads ``held``); False once the
+        submit is over or recovery took the job over."""
         changed = await self.db.run(
-            "UPDATE jobs SET params = ?, price_estimate = ?, price_quoted = ?, updated_at = ?"
-            " WHERE id = ? AND status = ?",
-            (_json(params), price_estimate, price_quoted, self.db.now(), job_id, JobStatus.DRAFT.value),
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND status = ? AND lease_until = ?",
+            (to_db_time(until), job_id, JobStatus.SUBMITTING.value, to_db_time(held)),
         )
         return changed > 0
 
-    async def claim_for_submit(self, job_id: str) -> bool:
-        """Move draft → submitting; True for exactly one caller however many click Confirm."""
-        return await self._move(job_id, {JobStatus.DRAFT}, JobStatus.SUBMITTING)
+    async def take_over_submit(self, job_id: str, until: datetime) -> Job | None:
+        """Recovery's claim on a submit whose lease ran out (its task died or gave up): the job
+        with a fresh lease for the taker, or None while another holder's lease still runs."""
+        now = self.db.now()
+        row = await self.db.one(
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND status = ? AND (lease_until IS NULL OR lease_until <= ?)"
+            " RETURNING *",
+            (to_db_time(until), job_id, JobStatus.SUBMITTING.value, now),
+        )
+        return _job_from_row(row) if row is not None else None
 
     async def release_claim(self, job_id: str) -> bool:
-        """Move submitting → draft when the submit surely did not reach the orchestrator."""
-        return await self._move(job_id, {JobStatus.SUBMITTING}, JobStatus.DRAFT)
+        """Move submitting → draft and drop the reservation: the submit surely created nothing."""
+        return await self._end_submit(job_id, JobStatus.DRAFT)
+
+    async def abandon_submit(self, job_id: str) -> bool:
+        """Move submitting → discarded and drop the reservation: recovery found that the submit
+        created nothing, and the confirmation it came from is gone."""
+        return await self._end_submit(job_id, JobStatus.DISCARDED)
+
+    async def _end_submit(self, job_id: str, target: JobStatus) -> bool:
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            changed = await session.run(
+                "UPDATE jobs SET status = ?, lease_until = NULL, updated_at = ?, finished_at = ?"
+                " WHERE id = ? AND status = ?",
+                (target.value, now, now if target.finished else None, job_id, JobStatus.SUBMITTING.value),
+            )
+            if changed:
+                await drop_charge(session, job_id)
+            return changed > 0
 
     async def discard(self, job_id: str) -> bool:
-        """Finish a job that was never submitted (cancelled, expired or refused)."""
-        return await self._move(job_id, {JobStatus.DRAFT, JobStatus.SUBMITTING}, JobStatus.DISCARDED)
+        """Finish a draft that was never submitted (cancelled, expired or refused)."""
+        return await self._move(job_id, {JobStatus.DRAFT}, JobStatus.DISCARDED)
 
     async def discard_draft(self, job_id: str) -> bool:
         """Discard a job only while it is a draft: a Cancel click racing a Confirm must never
-        orphan a submit that is already on its way (``discard`` also takes ``submitting``)."""
+        orphan a submit that is already on its way."""
         return await self._move(job_id, {JobStatus.DRAFT}, JobStatus.DISCARDED)
 
     async def discard_stale_drafts(self, created_before: datetime) -> int:
@@ -211,11 +338,14 @@ class JobRepository:
         )
 
     async def mark_submitted(self, job_id: str, workflow_id: str, price: float | None) -> Job | None:
-        """Record the workflow the orchestrator created and charge ``price`` to the ledger.
+        """Record the workflow the orchestrator created; its charge becomes ``price``.
 
-        ``price`` is the submit response's cost total (else the quote). Idempotent: repeating it
-        with the same workflow id changes nothing. None when the job is not being submitted.
+        ``price`` is the submit response's cost total (else the quote; None keeps the
+        reservation). Idempotent: repeating it with the same workflow id changes nothing. None
+        when the job is not being submitted.
         """
+        if not workflow_id:
+            raise ValueError("a workflow id is never stored empty")
         now = self.db.now()
         async with self.db.transaction() as session:
             row = await session.one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -223,20 +353,15 @@ class JobRepository:
                 return None
             if row["status"] == JobStatus.SUBMITTING.value:
                 await session.run(
-                    "UPDATE jobs SET status = ?, workflow_id = ?, price_charged = ?, submitted_at = ?,"
-                    " updated_at = ? WHERE id = ?",
+                    "UPDATE jobs SET status = ?, workflow_id = ?, price_charged = COALESCE(?, price_charged),"
+                    " lease_until = NULL, submitted_at = ?, updated_at = ? WHERE id = ?",
                     (JobStatus.SUBMITTED.value, workflow_id, price, now, now, job_id),
                 )
                 if price is not None:
-                    await insert_charge(
-                        session,
-                        guild_id=row["guild_id"],
-                        user_id=row["user_id"],
-                        job_id=job_id,
-                        payer=Payer(row["payer"]),
-                        amount=price,
-                        now=now,
-                    )
+                    await set_charge(
+                        session, guild_id=row["guild_id"], user_id=row["user_id"], job_id=job_id,
+                        payer=Payer(row["payer"]), amount=price, now=now,
+                    )  # fmt: skip
             elif row["workflow_id"] != workflow_id:
                 return None
             return await self._require_in(session, job_id)
@@ -276,6 +401,28 @@ class JobRepository:
                 *finished,
                 status.value,
             ),
+        )
+        return changed > 0
+
+    async def mark_lost(self, job_id: str, reason: str) -> bool:
+        """End a submitted run that can no longer be followed: status ``lost`` with ``reason``.
+
+        Atomic, and only from a status the orchestrator reported (or ``submitted``): a run that
+        ended meanwhile keeps its end, and a submit still in flight is never taken. False then.
+        """
+        now = self.db.now()
+        sources = sorted(s.value for s in FOLLOWED_STATUSES)
+        changed = await self.db.run(
+            "UPDATE jobs SET status = ?, end_reason = ?, updated_at = ?, finished_at = COALESCE(finished_at, ?)"
+            f" WHERE id = ? AND workflow_id IS NOT NULL AND status IN ({placeholders(sources)})",
+            (JobStatus.LOST.value, reason, now, now, job_id, *sources),
+        )
+        return changed > 0
+
+    async def mark_thread_gone(self, job_id: str) -> bool:
+        """Remember that the job's thread cannot take posts any more; True the first time only."""
+        changed = await self.db.run(
+            "UPDATE jobs SET thread_gone = 1, updated_at = ? WHERE id = ? AND thread_gone = 0", (self.db.now(), job_id)
         )
         return changed > 0
 

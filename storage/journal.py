@@ -1,5 +1,6 @@
 """What the tracker already did for a job, kept in SQLite so restarts never repeat or lose it:
-handled events, epochs posted to the thread, and processed callback deliveries."""
+handled events, epochs posted to the thread, posts about to be made, and processed callback
+deliveries."""
 
 from __future__ import annotations
 
@@ -30,6 +31,29 @@ class EventRepository:
         """Forget a claim whose action failed, so the next refresh tries again."""
         removed = await self.db.run("DELETE FROM handled_events WHERE job_id = ? AND event_key = ?", (job_id, key))
         return removed > 0
+
+
+class PostIntentRepository:
+    """Posts the tracker is about to make, recorded before they are sent (``post_intents``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def intend(self, job_id: str, key: str) -> bool:
+        """Record that the post ``key`` is about to be sent. False when an earlier attempt was
+        recorded already: that one may have reached Discord, so look for it before posting."""
+        added = await self.db.run(
+            "INSERT OR IGNORE INTO post_intents (job_id, post_key, intended_at) VALUES (?, ?, ?)",
+            (job_id, key, self.db.now()),
+        )
+        return added > 0
+
+    async def intended(self, job_id: str) -> list[str]:
+        """The keys of every post ever intended for the job, in the order they were recorded."""
+        rows = await self.db.all(
+            "SELECT post_key FROM post_intents WHERE job_id = ? ORDER BY intended_at, post_key", (job_id,)
+        )
+        return [row[0] for row in rows]
 
 
 class EpochRepository:

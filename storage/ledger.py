@@ -28,6 +28,36 @@ async def insert_charge(
     return added > 0
 
 
+async def set_charge(
+    session: Session, *, guild_id: int, user_id: int, job_id: str, payer: Payer, amount: float, now: str
+) -> None:
+    """Make the job's charge ``amount``: the reservation made at the claim becomes the price the
+    submit answered with (a job claimed before reservations existed gets its charge now)."""
+    if not await insert_charge(
+        session, guild_id=guild_id, user_id=user_id, job_id=job_id, payer=payer, amount=amount, now=now
+    ):
+        await session.run(
+            "UPDATE spend_ledger SET amount = ?, recorded_at = ? WHERE job_id = ? AND kind = ?",
+            (amount, now, job_id, LedgerKind.CHARGE.value),
+        )
+
+
+async def drop_charge(session: Session, job_id: str) -> None:
+    """Release a job's reservation: its submit surely created nothing."""
+    await session.run("DELETE FROM spend_ledger WHERE job_id = ? AND kind = ?", (job_id, LedgerKind.CHARGE.value))
+
+
+async def spent_since(session: Session, guild_id: int, since: datetime, *, user_id: int | None = None) -> float:
+    """Net spend in a server since ``since`` (one member's with ``user_id``), reservations included."""
+    sql = "SELECT COALESCE(SUM(amount), 0) FROM spend_ledger WHERE guild_id = ? AND at >= ?"
+    params: tuple[object, ...] = (guild_id, to_db_time(since))
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        params += (user_id,)
+    row = await session.one(sql, params)
+    return float(row[0]) if row is not None else 0.0
+
+
 def _payer_clause(payer: Payer | None) -> tuple[str, tuple[str, ...]]:
     return ("", ()) if payer is None else (" AND payer = ?", (Payer(payer).value,))
 

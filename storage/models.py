@@ -222,6 +222,43 @@ class Job:
 
 
 @dataclass(frozen=True)
+class SubmitLimits:
+    """The limits a submit claim checks in the same transaction that reserves its price."""
+
+    max_active: int | None
+    daily_cap: float | None
+    day_start: datetime
+    monthly_cap: float | None
+    month_start: datetime
+
+
+class ClaimRefusal(StrEnum):
+    NOT_A_DRAFT = "not_a_draft"  # submitted, being submitted, cancelled or gone
+    REVISED = "revised"  # the draft changed since the revision the member confirmed
+    CONCURRENCY = "concurrency"  # the member already has as many runs going as allowed
+    DAILY_CAP = "daily_cap"  # the member's spend today plus this price is over the daily cap
+    MONTHLY_CAP = "monthly_cap"  # the server's spend this month plus this price is over its cap
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What ``jobs.claim_for_submit`` did. True only for the caller that now holds the submit.
+
+    ``job`` is the row as it stands after the claim (read in the claim's transaction, so its
+    parameters are those of the claimed revision). On a cap refusal, ``used`` is what counted
+    against it: runs going, or Buzz spent in the period.
+    """
+
+    job: Job | None
+    refusal: ClaimRefusal | None = None
+    used: float = 0.0
+    reserved: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.refusal is None and self.job is not None
+
+
+@dataclass(frozen=True)
 class PostedEpoch:
     job_id: str
     epoch_number: int

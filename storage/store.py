@@ -10,7 +10,7 @@ from storage.audit import AuditRepository
 from storage.db import Clock, Database, utcnow
 from storage.guilds import GuildRepository
 from storage.jobs import JobRepository
-from storage.journal import DeliveryRepository, EpochRepository, EventRepository
+from storage.journal import DeliveryRepository, EpochRepository, EventRepository, PostIntentRepository
 from storage.ledger import LedgerRepository
 from storage.migrations import apply_migrations, current_version, load_migrations
 from storage.models import FORGOTTEN_MEMBER_ID, GuildDefaults
@@ -25,6 +25,7 @@ class Store:
         self.jobs = JobRepository(db)
         self.events = EventRepository(db)
         self.epochs = EpochRepository(db)
+        self.intents = PostIntentRepository(db)
         self.deliveries = DeliveryRepository(db)
         self.audit = AuditRepository(db)
         self.ledger = LedgerRepository(db)

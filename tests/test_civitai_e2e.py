@@ -475,7 +475,7 @@ async def test_a_429_with_retry_after_on_any_endpoint_is_waited_out(
 async def test_a_submit_whose_answer_is_lost_after_the_workflow_was_made_is_charged_once(
     sim: Simulator, session: OrchestratorSession
 ) -> None:
-    sim.faults.lose_answer_next(1, 502, route="submit")
+    sim.faults.lose_next_answer(1, 502, route="submit")
     workflow = await session.submit(template("lost-answer"))
     assert workflow.id and list(sim.workflows) == [workflow.id]
     assert [c["type"] for c in sim.charges(TOKEN)] == ["debit"]

@@ -44,7 +44,7 @@ def test_caption_counts_orphans_and_trigger_word(tmp_path: Path) -> None:
     text = " ".join(result.warnings)
     assert "2 of 6 images have no caption" in text
     assert "2 captions do not contain the trigger word “sks”" in text
-    assert "1 captions have no image" in text
+    assert "1 caption has no image" in text
     assert any(s.file == "orphan.txt" for s in result.skipped)
 
 

@@ -123,7 +123,7 @@ def test_json_report_has_every_section(tmp_path: Path) -> None:
     assert data["resolution"]["max"] == {"width": 100, "height": 90}
     assert data["formats"] == {"JPEG": 1, "PNG": 1, "WEBP": 1}
     assert {c["file"] for c in data["changes"]} >= {"set/a.txt", "set/b.png", "c.webp"}
-    assert data["skipped"] == [{"file": "__MACOSX/set/._a.jpg", "reason": "macOS metadata (`__MACOSX/`)"}]
+    assert data["skipped"] == [{"file": "__MACOSX/set/._a.jpg", "reason": "macOS metadata (__MACOSX/)"}]
     assert data["digest"] == result.digest and data["contact_sheet_bytes"] > 0
     assert data["captions_missing_trigger"] == []
     text = result.to_text()

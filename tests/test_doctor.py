@@ -102,8 +102,10 @@ async def test_a_good_real_configuration_with_a_public_url_passes(
     assert "✓ Civitai token: the orchestrator at" in output and "SIMULATED" not in output
     (public,) = [line for line in output.splitlines() if line.startswith(("✓ Public URL", "! Public URL"))]
     assert "reaches this bot" in public
-    # Reachable here, but the orchestrator would refuse it: both shortcomings are named.
+    # Reachable here, but the orchestrator would refuse it: both shortcomings are named, and what
+    # the bot does about it (DATASET_TRANSPORT is auto).
     assert "must start with https://" in output and "has a port" in output
+    assert "the bot starts without PUBLIC_URL until this is fixed" in output
     assert GOOD_CIVITAI_TOKEN not in output
 
 
@@ -148,6 +150,8 @@ async def test_each_broken_setting_is_reported_on_its_own(
         assert "refused CIVITAI_TOKEN" in failures[0]
     if broken == "public_url":
         assert "unreachable" in failures[0]
+        # Unreachable, and wrong in shape as well: both are said at once, not one fix at a time.
+        assert "must start with https://" in output and "has a port" in output
     if broken == "data_dir":
         assert lines_marked(output, "-")[0].startswith("- Database: needs the data folder")
 
@@ -183,17 +187,33 @@ def test_settings_that_cannot_work_together_are_named() -> None:
         http_port=0,
         min_images=10,
         max_images=5,
-        log_level="LOUD",
         orchestrator_url="orchestration.civitai.com",
     )
     problems = " | ".join(settings_problems(settings))
-    for named in ("HTTP_PORT is 0", "MIN_IMAGES (10) is above MAX_IMAGES (5)", "LOG_LEVEL 'LOUD'", "ORCHESTRATOR_URL"):
+    for named in ("HTTP_PORT is 0", "MIN_IMAGES (10) is above MAX_IMAGES (5)", "ORCHESTRATOR_URL"):
         assert named in problems
     assert settings_problems(Settings(_env_file=None)) == []  # type: ignore[call-arg]
 
 
-async def test_settings_that_do_not_load_are_reported_without_a_traceback(tmp_path: Path) -> None:
-    code, output = await doctor(tmp_path, {"DISCORD_TOKEN": "x" * 20, "HTTP_PORT": "not-a-port"})
+@pytest.mark.parametrize(
+    ("setting", "value"), [("HTTP_PORT", "not-a-port"), ("POLL_DELAYS_SECONDS", "2,5"), ("LOG_LEVEL", "LOUD")]
+)
+async def test_settings_that_do_not_load_are_reported_without_a_traceback(
+    tmp_path: Path, setting: str, value: str
+) -> None:
+    code, output = await doctor(tmp_path, {"DISCORD_TOKEN": "x" * 20, setting: value})
     assert code == 1
-    assert lines_marked(output, "✗")[0].startswith("✗ Settings: HTTP_PORT:")
+    assert lines_marked(output, "✗")[0].startswith(f"✗ Settings: {setting}:"), output
     assert "Traceback" not in output
+
+
+async def test_with_hosted_datasets_a_public_url_the_orchestrator_refuses_fails(
+    good_env: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = good_env | {"HTTP_PORT": str(port), "PUBLIC_URL": f"http://127.0.0.1:{port}", "DATASET_TRANSPORT": "hosted"}
+    code, output = await doctor(tmp_path, env)
+    assert code == 1, output
+    (failure,) = lines_marked(output, "✗")
+    assert failure.startswith("✗ Public URL:") and "reaches this bot" in failure
+    assert "must start with https://" in output and "refuses to start" in output

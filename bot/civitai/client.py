@@ -189,11 +189,16 @@ class OrchestratorClient:
     async def with_retries(self, what: str, attempt: Callable[[], Awaitable[T]], *, retryable: bool) -> T:
         """Run ``attempt`` until it succeeds, retrying retryable ``OrchestratorError``s."""
         tries = self.retry.attempts if retryable else 1
+        unanswered = 0
         for number in range(tries):
             try:
                 return await attempt()
             except e.OrchestratorError as error:
+                unanswered += error.answer_lost
                 if not error.retryable or number == tries - 1:
+                    # What the last error cannot say alone: whether any attempt may have been
+                    # acted on without its answer reaching us (a submit's outcome is then unknown).
+                    error.unanswered_attempts = unanswered
                     raise
                 delay = self.retry.delay(number, getattr(error, "retry_after", None))
                 log.warning("orchestrator %s: %s, retry %d/%d in %.2fs", what, type(error).__name__,
@@ -241,6 +246,10 @@ class OrchestratorClient:
     async def _send_once(self, request: httpx.Request, *, submitting: bool, price: int | None) -> httpx.Response:
         try:
             response = await self._http.send(request)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Never connected: the request cannot have reached the orchestrator.
+            log.warning("orchestrator %s %s unreachable: %s", request.method, request.url.path, type(exc).__name__)
+            raise e.OrchestratorUnreachable(answer_lost=False) from None
         except httpx.TimeoutException:
             raise e.OrchestratorTimeout() from None
         except httpx.TransportError as exc:

@@ -127,6 +127,10 @@ class OrchestratorError(UserFacingError):
     """Base of every error the orchestrator client raises."""
 
     retryable = False
+    # True when the request may have reached the orchestrator but no answer came back.
+    answer_lost = False
+    # Set by the client's retries: how many attempts of the call ended with ``answer_lost``.
+    unanswered_attempts = 0
 
     def __init__(self, user_message: str, *, status: int | None = None, title: str = "Civitai error") -> None:
         super().__init__(user_message, title=title)
@@ -285,7 +289,9 @@ class OrchestratorRequestError(OrchestratorError):
 class OrchestratorUnreachable(OrchestratorError):
     retryable = True
 
-    def __init__(self, reason: str = "could not be reached") -> None:
+    def __init__(self, reason: str = "could not be reached", *, answer_lost: bool = True) -> None:
+        # A connection that was never made sent nothing; a dropped one may have sent it all.
+        self.answer_lost = answer_lost
         super().__init__(
             f"Civitai's orchestrator {reason}. Nothing was charged for a run that did not start, and "
             "trying the same job again never charges twice: try again in a few minutes.",

@@ -29,6 +29,7 @@ RATIO_EXEMPT_BYTES = 1024 * 1024
 SUPPORTED_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 AES_METHOD = 99  # WinZip AES encryption announces itself as compression method 99
 
+_LOCAL_HEADER = b"PK\x03\x04"  # every zip with files starts with one
 _EOCD = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
 _ZIP64_EOCD = b"PK\x06\x06"
@@ -98,7 +99,12 @@ def _directory_extent(path: Path) -> tuple[int, int]:
     not_a_zip = DatasetError(
         "The file is not a zip.", "Send a .zip file (other archive types such as .rar or .7z are not accepted)."
     )
+    cut_short = DatasetError(
+        "The zip is damaged or cut short: its end, where a zip lists its files, is missing.",
+        "Download or copy the zip again (the copy stopped early), or re-create it.",
+    )
     with path.open("rb") as file:
+        starts_as_zip = file.read(len(_LOCAL_HEADER)) == _LOCAL_HEADER
         file.seek(0, 2)
         size = file.tell()
         tail_len = min(size, 22 + 65535)
@@ -106,7 +112,9 @@ def _directory_extent(path: Path) -> tuple[int, int]:
         tail = file.read(tail_len)
         at = tail.rfind(_EOCD)
         if at < 0 or len(tail) - at < 22:
-            raise not_a_zip
+            # A zip's directory is at its end: a zip that lost its end was cut short (an upload
+            # or a download that stopped), which no other archive type would explain.
+            raise cut_short if starts_as_zip else not_a_zip
         entries, directory_size = struct.unpack("<HI", tail[at + 10 : at + 16])
         if entries != 0xFFFF and directory_size != 0xFFFFFFFF:
             return entries, directory_size

@@ -30,6 +30,7 @@ from bot.dataset.images import DecodeBudget, ImageLimits, ImageOutcome, ImageRef
 from bot.dataset.normalised import NormalisedZip
 from bot.dataset.report import Change, DatasetResult, Refusal, Resolution, Skipped, count_formats
 from bot.dataset.store import DatasetStore
+from bot.text import counted, verb
 
 SPOOL_BYTES = 16 * 1024 * 1024
 MAX_WORKERS = 4
@@ -124,7 +125,11 @@ class _Check:
         result.changes += plan.changes
         if plan.flattened:
             result.changes.append(
-                Change("(folders)", f"moved {plan.flattened} files out of sub-folders", "the trainer reads one folder")
+                Change(
+                    "(folders)",
+                    f"moved {counted(plan.flattened, 'file')} out of sub-folders",
+                    "the trainer reads one folder",
+                )
             )
         image_keys = {image.key for image in plan.images}
         for key, caption in sorted(plan.captions.items()):
@@ -137,7 +142,7 @@ class _Check:
         count, limit = len(plan.images), self.settings.max_images
         if count > limit:
             self.result.refusals.append(
-                Refusal(None, f"The zip holds {count} images; the limit is {limit}.", "Remove some images.")
+                Refusal(None, f"The zip holds {counted(count, 'image')}; the limit is {limit}.", "Remove some images.")
             )
             return False
         entries = plan.images + list(plan.captions.values())
@@ -300,7 +305,9 @@ class _Check:
             )
         elif count < minimum:
             self.result.refusals.append(
-                Refusal(None, f"The zip holds {count} images; at least {minimum} are needed.", "Add more images.")
+                Refusal(
+                    None, f"The zip holds {counted(count, 'image')}; at least {minimum} are needed.", "Add more images."
+                )
             )
 
     def _warn(self) -> None:
@@ -308,27 +315,32 @@ class _Check:
         warnings = result.warnings
         count = result.image_count
         if 0 < count < settings.warn_below_images:
-            warnings.append(f"Only {count} images: a LoRA usually needs at least {settings.warn_below_images}.")
+            warnings.append(
+                f"Only {counted(count, 'image')}: a LoRA usually needs at least {settings.warn_below_images}."
+            )
         small = [name for name, w, h in self.sizes if min(w, h) < settings.warn_below_image_side]
         if small:
             warnings.append(
-                f"{len(small)} images are under {settings.warn_below_image_side} px on the short side and may train "
-                f"blurry: {_names(small)}."
+                f"{counted(len(small), 'image')} {verb(len(small), 'is', 'are')} under "
+                f"{settings.warn_below_image_side} px on the short side and may train blurry: {_names(small)}."
             )
         if count and result.captioned == 0:
             warnings.append("No image has a caption: training relies on the trigger word alone.")
         elif result.uncaptioned:
             missing = len(result.uncaptioned)
-            warnings.append(f"{missing} of {count} images have no caption: {_names(result.uncaptioned)}.")
-        if result.captions_missing_trigger:
             warnings.append(
-                f"{len(result.captions_missing_trigger)} captions do not contain the trigger word "
+                f"{missing} of {counted(count, 'image')} {verb(missing, 'has', 'have')} no caption: "
+                f"{_names(result.uncaptioned)}."
+            )
+        if lacking := len(result.captions_missing_trigger):
+            warnings.append(
+                f"{counted(lacking, 'caption')} {verb(lacking, 'does', 'do')} not contain the trigger word "
                 f"“{result.trigger_word}”: {_names(result.captions_missing_trigger)}."
             )
-        if result.orphan_captions:
+        if orphans := len(result.orphan_captions):
             warnings.append(
-                f"{len(result.orphan_captions)} captions have no image and were left out: "
-                f"{_names(result.orphan_captions)}."
+                f"{counted(orphans, 'caption')} {verb(orphans, 'has', 'have')} no image and "
+                f"{verb(orphans, 'was', 'were')} left out: {_names(result.orphan_captions)}."
             )
 
     def _keep(self, path: Path, digest: str) -> None:

@@ -1,4 +1,4 @@
-"""The dataset report: a typed result, a Markdown summary for Discord and JSON for machines."""
+"""The dataset report: a typed result, a Markdown summary for Discord, plain text and JSON elsewhere."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bot.text import counted, plain
 
 # Discord messages hold 4000 characters in an embed description; leave room for the caller's
 # own lines (price, parameters) around the summary.
@@ -100,10 +102,10 @@ class DatasetResult:
                 "max": res(self.resolution_max),
             },
             "formats": self.formats,
-            "changes": [vars(c) for c in self.changes],
-            "refusals": [vars(r) for r in self.refusals],
-            "skipped": [vars(s) for s in self.skipped],
-            "warnings": self.warnings,
+            "changes": [_plain_fields(c) for c in self.changes],
+            "refusals": [_plain_fields(r) for r in self.refusals],
+            "skipped": [_plain_fields(s) for s in self.skipped],
+            "warnings": [plain(w) for w in self.warnings],
             "digest": self.digest,
             "zip_bytes": self.zip_bytes,
             "zip_path": str(self.zip_path) if self.zip_path else None,
@@ -117,6 +119,11 @@ class DatasetResult:
             if len(text) <= limit:
                 return text
         return text[: limit - 1] + "…"
+
+    def to_plain_text(self) -> str:
+        """The whole report as plain text, for a terminal: no Markdown, no limit."""
+        lines = self._lines(per_list=max(len(self.refusals), len(self.warnings), len(self.changes), 10))
+        return "\n".join(plain(line) for line in lines)
 
     def _lines(self, per_list: int) -> list[str]:
         lines = [self._headline()]
@@ -146,9 +153,13 @@ class DatasetResult:
     def _headline(self) -> str:
         captions = f", {self.captioned} captioned" if self.image_count else ""
         if self.accepted:
-            return f"**Dataset accepted**: {self.image_count} images{captions}"
+            return f"**Dataset accepted**: {counted(self.image_count, 'image')}{captions}"
         count = len(self.refusals)
         return f"**Dataset refused**: {count} problem{'s' if count != 1 else ''} to fix"
+
+
+def _plain_fields(item: Change | Refusal | Skipped) -> dict[str, Any]:
+    return {key: plain(value) if isinstance(value, str) else value for key, value in vars(item).items()}
 
 
 def _refusal_line(refusal: Refusal) -> str:

@@ -1,11 +1,17 @@
 """What the tracker tells the Discord side about a run, and the keys that make each telling happen once.
 
 The tracker (``bot.jobs.tracker``) turns authoritative workflow states into these events; a
-``JobEventSink`` (the cog ``cogs.job_posts``) shows them. Every event that posts something has a
-key recorded in SQLite after the sink succeeded, so a restart neither repeats nor loses it. A
-crash between the post and the record would repeat it: the sink sends ``message_nonce(job, key)``
-with the message, and Discord answers a resend with the same nonce (within minutes) with the
-message it already created.
+``JobEventSink`` (the cog ``cogs.job_posts``) shows them. Every post (an epoch, an end notice, a
+DM) happens once, across crashes and however long the bot was down:
+
+1. the tracker records an *intent* for the post's key (``store.intents``) before the sink posts;
+2. the sink posts, with ``message_nonce(job, key)`` (Discord answers a resend within minutes
+   with the message it already created) and ``post_marker(job, key)`` in the message;
+3. the tracker records the post as done (``store.epochs`` / ``store.events``).
+
+An intent without its done record means the bot stopped (or the post failed) between 1 and 3:
+the post may exist. Before posting again the tracker asks the sink to ``find_post``: the sink
+reads the channel(s) the post could have gone to and looks for the marker.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from storage.models import Job
 
 # Handled-event keys (``store.events``); epochs are recorded in ``store.epochs`` instead.
 THREAD_OPENED = "thread:opened"  # the card and thread exist: posts may start
-THREAD_GONE = "thread:gone"  # the thread or channel was deleted: post to the owner's DMs
 CARD_FINAL = "card:final"
 
 
@@ -29,6 +34,7 @@ class NoticeKind(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELED = "canceled"
+    LOST = "lost"  # the run can no longer be followed (``bot.jobs.explain.LostReason``)
     UNDER_REVIEW = "under_review"  # not an end: the run waits for a human moderator
 
     @property
@@ -42,6 +48,27 @@ def notice_key(kind: NoticeKind) -> str:
 
 def dm_key(kind: NoticeKind) -> str:
     return f"dm:{'end' if kind.ends_run else kind.value}"
+
+
+def epoch_key(number: int) -> str:
+    return f"epoch:{number}"
+
+
+def post_marker(job_id: str, key: str) -> str:
+    """The line every post for ``key`` carries (an embed footer, or the last line of a text
+    message), so the post can be recognised in its channel after a crash."""
+    return f"Job {job_id} · {key.replace(':', ' ').replace('_', ' ')}"
+
+
+def carries_marker(text: str | None, job_id: str, key: str) -> bool:
+    """Whether ``text`` (a footer or a message's content) holds the marker of ``key``: a line that
+    is the marker, or starts with it followed by `` ·`` (``epoch 1`` is not ``epoch 10``)."""
+    marker = post_marker(job_id, key)
+    for line in (text or "").splitlines():
+        line = line.removeprefix("-# ").strip()
+        if line == marker or line.startswith(marker + " ·"):
+            return True
+    return False
 
 
 def message_nonce(job_id: str, key: str) -> str:
@@ -72,7 +99,7 @@ class EpochReady:
 
     @property
     def key(self) -> str:
-        return f"epoch:{self.number}"
+        return epoch_key(self.number)
 
 
 @dataclass(frozen=True)
@@ -110,4 +137,15 @@ class JobEventSink(Protocol):
 
     async def reopen(self, job: Job) -> None:
         """Post the card and thread of a job whose submit was recovered after a crash."""
+        ...
+
+    async def not_submitted(self, job: Job) -> None:
+        """Tell the owner that a submit whose outcome was unknown created nothing (it is known
+        now: the orchestrator has no workflow for it) and nothing was charged for it."""
+        ...
+
+    async def find_post(self, job: Job, key: str) -> int | None:
+        """Look for a post made for ``key`` (``post_marker``) wherever it could have gone (the
+        thread, the owner's DMs): its message id, or None when it is nowhere to be found. Raise
+        when a place could not be read for a transient reason (the tracker tries again later)."""
         ...

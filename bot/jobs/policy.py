@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from bot.clock import Clock
 from bot.errors import UserFacingError
 from storage import Store
-from storage.models import GuildSettings
+from storage.models import Claim, ClaimRefusal, GuildSettings, SubmitLimits
 
 
 class TrainingRefused(UserFacingError):
@@ -70,12 +70,8 @@ class TrainingPolicy:
                 f"You need the <@&{settings.required_role_id}> role to train on this server. Ask a server admin for it."
             )
         active = await self.store.jobs.count_active_for_user(guild_id, member.user_id)
-        limit = settings.max_concurrent_jobs_per_user
-        if active >= limit:
-            raise TrainingRefused(
-                f"You already have {active} run(s) going and this server allows {limit} at a time. "
-                "Wait for one to finish, or cancel one with `/jobs cancel`."
-            )
+        if active >= settings.max_concurrent_jobs_per_user:
+            raise too_many_runs(active, settings)
         return settings
 
     @staticmethod
@@ -93,27 +89,67 @@ class TrainingPolicy:
             )
 
     async def check_budget(self, settings: GuildSettings, user_id: int, price: float) -> None:
-        """Daily per-member and monthly per-server Buzz caps, counted from the spend ledger."""
+        """Daily per-member and monthly per-server Buzz caps, counted from the spend ledger.
+
+        An early check, so a member hears about a cap before the dataset is downloaded; the one
+        that counts is made again by ``limits`` inside the submit claim, atomically.
+        """
         now = self.clock.now()
         guild_id = settings.guild_id
         if settings.user_daily_buzz_cap is not None:
-            since = day_start(now)
-            spent = await self.store.ledger.spent_by_user(guild_id, user_id, since)
+            spent = await self.store.ledger.spent_by_user(guild_id, user_id, day_start(now))
             if spent + price > settings.user_daily_buzz_cap:
-                raise TrainingRefused(
-                    f"This run costs {price:,.0f} Buzz, and this server caps each member at "
-                    f"{settings.user_daily_buzz_cap:,} Buzz per day. You have spent {spent:,.0f} today; "
-                    f"the cap resets {relative_time(since + timedelta(days=1))}."
-                )
+                raise over_daily_cap(price, spent, settings, now)
         if settings.guild_monthly_buzz_cap is not None:
-            since = month_start(now)
-            spent = await self.store.ledger.spent_by_guild(guild_id, since)
+            spent = await self.store.ledger.spent_by_guild(guild_id, month_start(now))
             if spent + price > settings.guild_monthly_buzz_cap:
-                raise TrainingRefused(
-                    f"This run costs {price:,.0f} Buzz, and this server caps training at "
-                    f"{settings.guild_monthly_buzz_cap:,} Buzz per month. {spent:,.0f} has been spent this month; "
-                    f"the cap resets {relative_time(next_month(since))}."
-                )
+                raise over_monthly_cap(price, spent, settings, now)
+
+    def limits(self, settings: GuildSettings) -> SubmitLimits:
+        """The limits the submit claim enforces in the same transaction that reserves the price."""
+        now = self.clock.now()
+        return SubmitLimits(
+            max_active=settings.max_concurrent_jobs_per_user,
+            daily_cap=settings.user_daily_buzz_cap,
+            day_start=day_start(now),
+            monthly_cap=settings.guild_monthly_buzz_cap,
+            month_start=month_start(now),
+        )
+
+    def refusal(self, claim: Claim, settings: GuildSettings) -> TrainingRefused:
+        """The member's explanation of a claim refused by a limit."""
+        now = self.clock.now()
+        if claim.refusal is ClaimRefusal.CONCURRENCY:
+            return too_many_runs(int(claim.used), settings)
+        if claim.refusal is ClaimRefusal.DAILY_CAP:
+            return over_daily_cap(claim.reserved, claim.used, settings, now)
+        if claim.refusal is ClaimRefusal.MONTHLY_CAP:
+            return over_monthly_cap(claim.reserved, claim.used, settings, now)
+        raise ValueError(f"{claim.refusal} is not a limit")
+
+
+def too_many_runs(active: int, settings: GuildSettings) -> TrainingRefused:
+    limit = settings.max_concurrent_jobs_per_user
+    return TrainingRefused(
+        f"You already have {active} run(s) going and this server allows {limit} at a time. "
+        "Wait for one to finish, or cancel one with `/jobs cancel`."
+    )
+
+
+def over_daily_cap(price: float, spent: float, settings: GuildSettings, now: datetime) -> TrainingRefused:
+    return TrainingRefused(
+        f"This run costs {price:,.0f} Buzz, and this server caps each member at "
+        f"{settings.user_daily_buzz_cap:,} Buzz per day. You have spent {spent:,.0f} today; "
+        f"the cap resets {relative_time(day_start(now) + timedelta(days=1))}."
+    )
+
+
+def over_monthly_cap(price: float, spent: float, settings: GuildSettings, now: datetime) -> TrainingRefused:
+    return TrainingRefused(
+        f"This run costs {price:,.0f} Buzz, and this server caps training at "
+        f"{settings.guild_monthly_buzz_cap:,} Buzz per month. {spent:,.0f} has been spent this month; "
+        f"the cap resets {relative_time(next_month(month_start(now)))}."
+    )
 
 
 class Cooldowns:
@@ -127,12 +163,19 @@ class Cooldowns:
         self.clock = clock
         self._last: dict[tuple[str, int, int], float] = {}
 
-    def hit(self, command: str, guild_id: int, user_id: int, seconds: float) -> None:
-        """Record a use, or raise ``TrainingRefused`` with the time left."""
+    def check(self, command: str, guild_id: int, user_id: int, seconds: float) -> None:
+        """Raise ``TrainingRefused`` with the time left while the member's cooldown runs."""
+        last = self._last.get((command, guild_id, user_id))
         now = self.clock.timestamp()
-        key = (command, guild_id, user_id)
-        last = self._last.get(key)
         if last is not None and now - last < seconds:
             left = seconds - (now - last)
             raise TrainingRefused(f"Slow down a little: you can use `/{command}` again in {left:.0f} s.")
-        self._last[key] = now
+
+    def start(self, command: str, guild_id: int, user_id: int) -> None:
+        """Start the cooldown: only once a request passed the cheap checks (a refusal costs none)."""
+        self._last[(command, guild_id, user_id)] = self.clock.timestamp()
+
+    def hit(self, command: str, guild_id: int, user_id: int, seconds: float) -> None:
+        """``check`` then ``start``, for commands with no checks of their own before the work."""
+        self.check(command, guild_id, user_id, seconds)
+        self.start(command, guild_id, user_id)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot.audit import AuditTrail
@@ -28,6 +29,7 @@ from bot.civitai.errors import (
     OrchestratorUnreachable,
     OrchestratorValidationError,
     RateLimited,
+    UnexpectedResponse,
 )
 from bot.civitai.pricing import PriceBreakdown, estimate_price, price_from_workflow
 from bot.civitai.training import DEFAULT_CALLBACK_EVENTS, TrainingOptions
@@ -41,12 +43,19 @@ from bot.jobs.advice import training_warnings
 from bot.jobs.dataset_files import DEFAULT_PROMPTS_FROM_CAPTIONS, default_sample_prompts, iter_images
 from bot.jobs.payer import PayingAccount, resolve_payer
 from bot.jobs.policy import Member, TrainingPolicy
+from bot.jobs.recovery import (
+    LEASE_RENEW_EVERY,
+    SUBMIT_LEASE,
+    UNKNOWN_OUTCOME_GRACE,
+    find_workflow,
+    workflow_tag,
+)
 from bot.jobs.transport import FALLBACK_NOTE, UploadedDatasets, remember_fallback, transport_for
 from bot.logging_setup import about_job, job_context
 from bot.secretbox import SecretBox
 from bot.web.signing import DatasetUrlSigner
 from storage import Store
-from storage.models import GuildSettings, Job, JobStatus, NewJob, Variant
+from storage.models import ClaimRefusal, GuildSettings, Job, JobStatus, NewJob, Variant
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +98,32 @@ class ConfirmationClosed(UserFacingError):
         super().__init__(
             "This confirmation was cancelled, so nothing was submitted. Run `/train flux1` to start again.",
             title="Already cancelled",
+        )
+
+
+class DraftRevised(UserFacingError):
+    """Confirm was pressed on a revision of the draft that is no longer the current one: the
+    caller shows ``job`` (the current draft) again instead of submitting."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        super().__init__(
+            "This run changed since the confirmation you pressed Confirm on (you edited it meanwhile), so "
+            "nothing was submitted. Here it is as it stands now: check it and press Confirm again.",
+            title="Changed since you looked",
+        )
+
+
+class SubmitOutcomeUnknown(UserFacingError):
+    """The submit's answer was lost and Civitai does not show the run yet: the job stays
+    ``submitting`` with its price reserved until recovery knows."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Civitai did not confirm this submit, so I can't tell yet whether the run started. I'm checking: "
+            "if it started, its card appears in this channel; if it didn't, I'll tell you, and nothing is "
+            "charged for it. There is no need to press Confirm again.",
+            title="Checking with Civitai",
         )
 
 
@@ -178,6 +213,8 @@ class TrainingService:
         self.policy = TrainingPolicy(store, clock)
         self.audit = audit  # each submit becomes a line in the server's log channel
         self.uploads = UploadedDatasets()  # made when pricing, reused by the submit
+        # Asks the tracker to look at a job again after a delay (a submit whose outcome is unknown).
+        self.recheck: Callable[[str, float], None] | None = None
 
     # Before the confirmation
 
@@ -316,8 +353,11 @@ class TrainingService:
     async def update_sample_prompts(self, job_id: str, requester: Requester, prompts: list[str]) -> Quote | None:
         """Edit sample prompts on a draft and price it again (whatif, else the formula).
 
-        No prompts means the defaults (captions from the dataset, else the trigger word). None
-        when the job is no longer a draft (confirmed or cancelled meanwhile).
+        No prompts means the defaults (captions from the dataset, else the trigger word). The
+        edit is stored as a new revision *before* the re-pricing, so a Confirm pressed on the
+        old confirmation meanwhile submits nothing; the price is a further revision. None when
+        the job is no longer a draft, or was changed again meanwhile (the caller shows it as it
+        stands).
         """
         job = await self.own_job(job_id, requester)
         if job.status is not JobStatus.DRAFT:
@@ -329,25 +369,44 @@ class TrainingService:
             prompts = default_sample_prompts(self.datasets.path_for(job.dataset_digest), trigger)
         options = TrainingOptions.from_user(**{**job.params, "sample_prompts": prompts})
         breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
+        pending = await self.store.jobs.update_draft(job.id, options.as_dict(), breakdown.total, None)
+        if pending is None:
+            return None
         account = await self.paying_account(requester)
         pricing = await self._whatif_price(
             account, options, job.dataset_digest, job.image_count, breakdown, guild_id=job.guild_id
         )
         quoted = None if pricing.is_estimate else pricing.price
-        if not await self.store.jobs.update_draft(job.id, options.as_dict(), breakdown.total, quoted):
+        params = options.as_dict()
+        priced = await self.store.jobs.update_draft(job.id, params, breakdown.total, quoted, revision=pending)
+        if priced is None:
             return None
         updated = await self.store.jobs.get(job.id)
         assert updated is not None
+        # Dataset warnings do not change with the prompts; the caller keeps those it showed.
+        return self._quote_of(updated, options, breakdown, pricing, account)
+
+    async def current_quote(self, job: Job, requester: Requester) -> Quote:
+        """The draft as stored, for showing it again (no new pricing: what is stored is shown)."""
+        options = TrainingOptions.from_user(**job.params)
+        breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
+        quoted = job.price_quoted
+        pricing = Pricing(round(quoted), False) if quoted is not None else Pricing(breakdown.total, True)
+        return self._quote_of(job, options, breakdown, pricing, await self.paying_account(requester))
+
+    @staticmethod
+    def _quote_of(
+        job: Job, options: TrainingOptions, breakdown: PriceBreakdown, pricing: Pricing, account: PayingAccount
+    ) -> Quote:
         return Quote(
-            job=updated,
+            job=job,
             options=options,
             price=pricing.price,
             price_is_estimate=pricing.is_estimate,
             breakdown=breakdown,
             payer=account.describe(),
-            # Dataset warnings do not change with the prompts; the caller keeps those it showed.
             warnings=options.warnings() + _buzz_warning(pricing),
-            simulated=updated.simulated,
+            simulated=job.simulated,
         )
 
     async def discard(self, job_id: str, requester: Requester) -> bool:
@@ -360,25 +419,38 @@ class TrainingService:
     def expired(self, job: Job) -> bool:
         return self.clock.now() - job.created_at > CONFIRMATION_TTL
 
-    async def confirm(self, job_id: str, requester: Requester) -> Job:
+    async def confirm(self, job_id: str, requester: Requester, *, revision: int | None = None) -> Job:
         """Submit the draft once. Returns the job; its status says whether it is submitted
         (``submitted``) or another click is submitting it (``submitting``)."""
-        return (await self.submit_draft(job_id, requester)).job
+        return (await self.submit_draft(job_id, requester, revision=revision)).job
 
     async def submit_draft(
-        self, job_id: str, requester: Requester, *, on_claimed: Callable[[], Awaitable[None]] | None = None
+        self,
+        job_id: str,
+        requester: Requester,
+        *,
+        revision: int | None = None,
+        on_claimed: Callable[[Job], Awaitable[None]] | None = None,
     ) -> Submission:
         """``confirm``, also telling whether this very call submitted the job.
+
+        ``revision`` is the draft revision the member saw when pressing Confirm: when the draft
+        changed since, ``DraftRevised`` carries the current one and nothing is submitted (None
+        only for callers that show no draft, e.g. tests of the submit itself).
 
         ``on_claimed`` runs once this call holds the submit claim, before the (maybe slow) submit:
         only the click that will submit shows "Submitting…", so a second click never overwrites
         the first one's result.
         """
         with job_context(job_id=job_id, guild_id=requester.guild_id):
-            return await self._submit_draft(job_id, requester, on_claimed)
+            return await self._submit_draft(job_id, requester, revision, on_claimed)
 
     async def _submit_draft(
-        self, job_id: str, requester: Requester, on_claimed: Callable[[], Awaitable[None]] | None
+        self,
+        job_id: str,
+        requester: Requester,
+        revision: int | None,
+        on_claimed: Callable[[Job], Awaitable[None]] | None,
     ) -> Submission:
         job = await self.own_job(job_id, requester)
         if job.status is JobStatus.DISCARDED:
@@ -391,24 +463,76 @@ class TrainingService:
         guild = await self.policy.check_member(requester.guild_id, requester.member)
         options = TrainingOptions.from_user(**job.params)
         self.policy.check_size(guild, steps=options.steps, epochs=options.epochs)
-        await self.policy.check_budget(guild, job.user_id, job.price_quoted or job.price_estimate or 0)
         account = await self.paying_account(requester)
-        if not await self.store.jobs.claim_for_submit(job.id):
-            current = await self.store.jobs.get(job.id)
-            assert current is not None
+        lease = self.clock.now() + SUBMIT_LEASE
+        claim = await self.store.jobs.claim_for_submit(
+            job.id, revision=revision, limits=self.policy.limits(guild), lease_until=lease
+        )
+        if claim.refusal is ClaimRefusal.NOT_A_DRAFT:
+            current = claim.job or job
+            if current.status is JobStatus.DISCARDED:
+                raise ConfirmationExpired() if self.expired(current) else ConfirmationClosed()
             return Submission(current, submitted_now=False)
+        if claim.refusal is ClaimRefusal.REVISED:
+            assert claim.job is not None
+            raise DraftRevised(claim.job)
+        if claim.refusal is not None:
+            raise self.policy.refusal(claim, guild)
+        assert claim.job is not None
+        job = claim.job  # read under the claim: the parameters of the revision the member confirmed
+        attempt = _SubmitAttempt(lease=lease)
         try:
-            if on_claimed is not None:
-                await on_claimed()
-            workflow = await self._submit(job, options, account)
-        except BaseException:
-            # Nothing reached a state worth keeping, or the orchestrator will answer the same
-            # externalId with the same workflow: back to draft, so Confirm can be pressed again.
-            await self.store.jobs.release_claim(job.id)
+            async with self._leased(job, attempt):
+                if on_claimed is not None:
+                    await on_claimed(job)
+                workflow = await self._submit(job, TrainingOptions.from_user(**job.params), account, attempt)
+        except (asyncio.CancelledError, SubmitTakenOver):
+            # Shutting down mid-submit (or recovery owns the job now): the job stays submitting,
+            # and recovery finds out once the lease ran out whether the request got through.
             raise
+        except Exception as exc:
+            workflow = await self._after_failed_submit(job, account, attempt, exc)
+        return await self._submitted(job, workflow)
+
+    async def _after_failed_submit(
+        self, job: Job, account: PayingAccount, attempt: _SubmitAttempt, exc: Exception
+    ) -> m.Workflow:
+        """A submit raised: release it when it surely created nothing, adopt the workflow when it
+        did, else leave it to recovery. Re-raises ``exc`` (or ``SubmitOutcomeUnknown``)."""
+        if not attempt.sent or _refused(exc):
+            await self.store.jobs.release_claim(job.id)
+            raise exc
+        log.warning("The submit of job %s ended without a usable answer (%s); asking Civitai", job.id,
+                    type(exc).__name__)  # fmt: skip
+        try:
+            found = await find_workflow(self.orchestrator.session(account.token), job)
+        except OrchestratorError as lookup_error:
+            log.warning("Looking up job %s at Civitai failed too (%s)", job.id, type(lookup_error).__name__)
+            found = None
+            attempt.answers_lost = True  # unknown whether it exists: only recovery can tell
+        if found is not None:
+            log.info("Job %s was created despite the failed answer: workflow %s", job.id, found.id)
+            return found
+        answers_lost = attempt.answers_lost or getattr(exc, "unanswered_attempts", 0) > 0
+        if not answers_lost and not isinstance(exc, UnexpectedResponse):
+            # Every attempt was answered, and Civitai has no workflow for it: known not created.
+            await self.store.jobs.release_claim(job.id)
+            raise exc
+        # Maybe still on its way: the lease runs out after a grace, then recovery looks again.
+        await self.store.jobs.renew_lease(job.id, attempt.lease, self.clock.now() + UNKNOWN_OUTCOME_GRACE)
+        if self.recheck is not None:
+            self.recheck(job.id, UNKNOWN_OUTCOME_GRACE.total_seconds() + 1)
+        raise SubmitOutcomeUnknown() from exc
+
+    async def _submitted(self, job: Job, workflow: m.Workflow) -> Submission:
+        if not workflow.id:
+            raise UnexpectedResponse(200)  # pragma: no cover - the model requires an id on a real submit
         price = price_from_workflow(workflow) or job.price_quoted or job.price_estimate
-        submitted = await self.store.jobs.mark_submitted(job.id, workflow.id or "", price)
+        submitted = await self.store.jobs.mark_submitted(job.id, workflow.id, price)
         if submitted is None:
+            # Recovery gave this submit up while it ran (its lease lapsed): the workflow would
+            # run unfollowed, so it is cancelled; the member is told by the error handler.
+            log.error("Job %s was taken over while its submit ran; cancelling workflow %s", job.id, workflow.id)
             raise RuntimeError(f"job {job.id} left 'submitting' during its own submit")
         shown = f"{price or 0:,.0f}" + (" simulated" if job.simulated else "")
         with about_job(submitted):
@@ -418,7 +542,43 @@ class TrainingService:
                 await self.audit.record(job.guild_id, job.user_id, "job.submit", details)
         return Submission(submitted, submitted_now=True)
 
-    async def _submit(self, job: Job, options: TrainingOptions, account: PayingAccount) -> m.Workflow:
+    @contextlib.asynccontextmanager
+    async def _leased(self, job: Job, attempt: _SubmitAttempt) -> AsyncIterator[None]:
+        """Renew the submit lease while the block runs (uploads of many images take a while)."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(LEASE_RENEW_EVERY.total_seconds())
+                if not await self._renew_lease(job, attempt):
+                    return
+
+        task = asyncio.create_task(renew(), name=f"lease-{job.id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _renew_lease(self, job: Job, attempt: _SubmitAttempt) -> bool:
+        until = self.clock.now() + SUBMIT_LEASE
+        if not await self.store.jobs.renew_lease(job.id, attempt.lease, until):
+            return False
+        attempt.lease = until
+        return True
+
+    async def _send(
+        self, session: OrchestratorSession, template: m.WorkflowTemplate, job: Job, attempt: _SubmitAttempt
+    ) -> m.Workflow:
+        """The real submit, only while this task still holds the job's lease."""
+        if not await self._renew_lease(job, attempt):
+            raise SubmitTakenOver(job.id)
+        attempt.sent = True
+        return await session.submit(template, price=_whole(job.price_quoted))
+
+    async def _submit(
+        self, job: Job, options: TrainingOptions, account: PayingAccount, attempt: _SubmitAttempt
+    ) -> m.Workflow:
         session = self.orchestrator.session(account.token)
         callback_url = None
         if self.settings.public_url:
@@ -432,13 +592,13 @@ class TrainingService:
             return self._template(options, data, external_id=job.external_id, callback_url=callback_url, job_id=job.id)
 
         try:
-            return await session.submit(template(data), price=_whole(job.price_quoted))
+            return await self._send(session, template(data), job, attempt)
         except OrchestratorValidationError as exc:
             if not (exc.refuses_dataset and isinstance(data, m.ZipTrainingData)):
                 raise
             await self._fall_back_to_blobs(job.guild_id)
         data = await self._uploaded_blobs(session, account, job.dataset_digest)
-        return await session.submit(template(data), price=_whole(job.price_quoted))
+        return await self._send(session, template(data), job, attempt)
 
     async def _transport(self, guild_id: int) -> DatasetTransport:
         return await transport_for(self.settings, self.store, guild_id, can_host=self.signer is not None)
@@ -489,7 +649,7 @@ class TrainingService:
             if callback_url
             else None
         )
-        tags = [WORKFLOW_TAG] + ([f"job-{job_id}"] if job_id else [])
+        tags = [WORKFLOW_TAG] + ([workflow_tag(job_id)] if job_id else [])
         return m.WorkflowTemplate(
             steps=[m.TrainingStepTemplate(input=options.to_training_input(data))],
             callbacks=callbacks,
@@ -504,6 +664,29 @@ class TrainingService:
         if job.user_id != requester.member.user_id:
             raise NotYourJob()
         return job
+
+
+class SubmitTakenOver(RuntimeError):
+    """This task's submit lease ran out and recovery took the job over: it must not submit."""
+
+
+@dataclass
+class _SubmitAttempt:
+    """What one Confirm's submit did, for deciding what a failure means."""
+
+    lease: datetime  # the lease this task holds (renewals compare-and-swap on it)
+    sent: bool = False  # the submit request went out at least once
+    answers_lost: bool = False  # whether the workflow exists could not be found out
+
+
+def _refused(exc: Exception) -> bool:
+    """Civitai answered the submit with a refusal, and no earlier attempt's answer was lost:
+    nothing was created."""
+    if not isinstance(exc, OrchestratorError) or exc.unanswered_attempts:
+        return False
+    if isinstance(exc, RateLimited):
+        return True
+    return not exc.retryable and not isinstance(exc, UnexpectedResponse)
 
 
 def _buzz_warning(pricing: Pricing) -> list[str]:

@@ -10,16 +10,24 @@ with what SQLite says was already done, so a restart, a duplicate or a replayed 
 repeats anything and a missed one costs only time:
 
 - status or progress changed → the job card is edited (throttled, ``CardThrottle``);
-- an available epoch not yet in ``posted_epochs`` → an epoch message (recorded after posting);
-- a terminal status → the end notice, the owner's DM and the final card, each recorded once;
-  only then is the terminal status stored, so an end that could not be told yet keeps the job
-  in the reconcile pass until it is.
+- an available epoch not yet in ``posted_epochs`` → an epoch message;
+- a terminal status → the end notice, the owner's DM and the final card, each recorded once
+  (and a failure in the audit trail); only then is the terminal status stored, so an end that
+  could not be told yet keeps the job in the reconcile pass until it is;
+- a run that can no longer be followed (its workflow is gone, its token was removed, it belongs
+  to the other mode, simulated or real) → told the same way, then stored ``lost``. Errors that
+  may pass (5xx, 429, unreachable) never make a run lost.
+
+Every post is exactly-once across crashes and downtime of any length: an intent is recorded
+before the post, and an intent left without its record is looked for on Discord before posting
+again (``bot.jobs.events``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -27,9 +35,10 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from bot.audit import AuditTrail
 from bot.civitai.client import OrchestratorClient, OrchestratorSession
-from bot.civitai.errors import OrchestratorError
-from bot.civitai.models import Workflow
+from bot.civitai.errors import NotFound, OrchestratorError
+from bot.civitai.models import TrainingEpoch, Workflow
 from bot.civitai.pricing import price_from_workflow
 from bot.clock import Clock
 from bot.config import Settings
@@ -43,10 +52,13 @@ from bot.jobs.events import (
     Notice,
     NoticeKind,
     dm_key,
+    epoch_key,
     notice_key,
 )
-from bot.jobs.explain import MODERATION_UNDER_REVIEW, explain_end
-from bot.jobs.payer import job_token
+from bot.jobs.explain import MODERATION_UNDER_REVIEW, LostReason, explain_end
+from bot.jobs.lost import close_lost, lost_explanation, mode_mismatch
+from bot.jobs.payer import MissingToken, job_token
+from bot.jobs.recovery import SUBMIT_LEASE, adopt, find_workflow
 from bot.jobs.settlement import settle_job
 from bot.jobs.state import card_fingerprint, job_status, progress, stored_state
 from bot.logging_setup import about_job, job_context
@@ -63,10 +75,6 @@ REFRESH_CONCURRENCY = 8
 # A job is not posted about until its card and thread exist; this long after the submit, posts
 # go wherever they can (the thread never came: DMs).
 THREAD_GRACE = timedelta(minutes=2)
-# A submit interrupted by a crash is looked up on the orchestrator after this long, and given
-# up (discarded) when nothing was found after the second.
-SUBMIT_RECOVERY_AFTER = timedelta(minutes=10)
-SUBMIT_GIVE_UP_AFTER = timedelta(hours=1)
 # Refreshes in flight get this long to finish when the tracker stops.
 STOP_GRACE_SECONDS = 3.0
 MAX_HINT_LENGTH = 100
@@ -124,8 +132,13 @@ class Tracker:
         clock: Clock,
         schedule: PollSchedule | None = None,
         metrics: BotMetrics | None = None,
+        simulated: bool | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.settings = settings
+        # Which orchestrator the client talks to: a run of the other kind cannot be followed.
+        self.simulated = settings.simulated if simulated is None else simulated
+        self.audit = audit  # failed and lost runs are recorded there (and reach the log channel)
         self.store = store
         self.secretbox = secretbox
         self.client = client
@@ -141,6 +154,7 @@ class Tracker:
         self._lanes: dict[str, _Lane] = {}
         self._pollers: dict[str, asyncio.Task[None]] = {}
         self._retries: dict[str, asyncio.Task[None]] = {}
+        self._rechecks: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, int] = {}
         self._hints: dict[str, str] = {}
         self._reconciler: asyncio.Task[None] | None = None
@@ -172,7 +186,8 @@ class Tracker:
     async def stop(self) -> None:
         """Stop every loop; refreshes in flight get a moment to finish their current post."""
         self._running = False
-        background = [t for t in (self._reconciler, *self._pollers.values(), *self._retries.values()) if t]
+        waiting = (*self._pollers.values(), *self._retries.values(), *self._rechecks.values())
+        background = [t for t in (self._reconciler, *waiting) if t]
         for task in background:
             task.cancel()
         lanes = [lane.task for lane in self._lanes.values() if lane.task is not None]
@@ -184,6 +199,7 @@ class Tracker:
         await self.cards.close()
         self._pollers.clear()
         self._retries.clear()
+        self._rechecks.clear()
 
     # --- triggers -----------------------------------------------------------------------------
 
@@ -308,6 +324,20 @@ class Tracker:
 
         self._retries[job_id] = asyncio.create_task(later(), name=f"retry-{job_id}")
 
+    def recheck_later(self, job_id: str, seconds: float) -> None:
+        """Refresh ``job_id`` after ``seconds`` (a submit whose lease is still running)."""
+        if not self._running or job_id in self._rechecks:
+            return
+
+        async def later() -> None:
+            try:
+                await asyncio.sleep(seconds)
+            finally:
+                self._rechecks.pop(job_id, None)
+            self.request_refresh(job_id)
+
+        self._rechecks[job_id] = asyncio.create_task(later(), name=f"recheck-{job_id}")
+
     def _settled(self, job_id: str) -> None:
         """A refresh did everything: a retry still waiting from an earlier failure is moot."""
         self._failures.pop(job_id, None)
@@ -378,10 +408,18 @@ class Tracker:
             return Refresh(Outcome.GONE)
         if not await self._ready(job):
             return Refresh(Outcome.PENDING)
-        session = await self.session_for(job)
+        if (mismatch := mode_mismatch(job, simulated=self.simulated)) is not None:
+            return await self._lose(job, mismatch)
+        try:
+            session = await self.session_for(job)
+        except MissingToken:
+            return await self._lose(job, LostReason.TOKEN_REMOVED)
         self.refreshes += 1
         with self._timed():
-            workflow = await session.get(job.workflow_id)
+            try:
+                workflow = await session.get(job.workflow_id)
+            except NotFound:
+                return await self._lose(job, LostReason.WORKFLOW_GONE)
             return await self._apply(job, session, workflow)
 
     def _timed(self) -> contextlib.AbstractContextManager[None]:
@@ -438,10 +476,9 @@ class Tracker:
         for epoch in available:
             if epoch.epoch_number in done:
                 continue
+            post = functools.partial(self._post_epoch, job, session, workflow, epoch)
             try:
-                event = await self.files.epoch_ready(session, job, workflow, epoch)
-                message_id = await self.sink.post_epoch(event)
-                log.info("Posted epoch %d/%d of job %s", epoch.epoch_number, event.total, job.id)
+                message_id = await self._deliver(job, epoch_key(epoch.epoch_number), post)
             except Exception as exc:
                 # Later epochs wait too, so the thread stays in order.
                 log.warning("Could not post epoch %d of job %s yet: %s", epoch.epoch_number, job.id, exc,
@@ -450,6 +487,14 @@ class Tracker:
             await self.store.epochs.record_posted(job.id, epoch.epoch_number, message_id)
             posted += 1
         return posted, True
+
+    async def _post_epoch(
+        self, job: Job, session: OrchestratorSession, workflow: Workflow, epoch: TrainingEpoch
+    ) -> int | None:
+        event = await self.files.epoch_ready(session, job, workflow, epoch)  # samples fetched now
+        message_id = await self.sink.post_epoch(event)
+        log.info("Posted epoch %d/%d of job %s", epoch.epoch_number, event.total, job.id)
+        return message_id
 
     async def _end(self, job: Job, session: OrchestratorSession, workflow: Workflow, epochs_done: int) -> bool:
         """Tell how the run ended (thread, DM) and show the final card; True when all is done."""
@@ -478,7 +523,31 @@ class Tracker:
 
         if not await self._tell(notice, with_grid):
             return False
-        return await self._once(job.id, CARD_FINAL, lambda: self.cards.final(job, epochs_done))
+        if not await self._once(job.id, CARD_FINAL, lambda: self.cards.final(job, epochs_done)):
+            return False
+        if explanation is not None and job.status in (JobStatus.FAILED, JobStatus.EXPIRED) and self.audit:
+            reason = explanation.headline
+            await self.audit.record_job_end(job, None, "job.failed", status=job.status.value, reason=reason)
+        return True
+
+    async def _lose(self, job: Job, reason: LostReason) -> Refresh:
+        """End a run that can no longer be followed: tell its owner (thread, DM) and show it on the
+        card, each once, then audit it and store it ``lost``, which frees its slot. Until all is
+        told it stays active, and ``/jobs cancel`` can close it (``bot.jobs.cancel``)."""
+        stored = await self.store.jobs.get(job.id)
+        if stored is None or stored.status.finished:
+            return Refresh(Outcome.FINISHED)  # a cancel from Discord closed it, and said so
+        explanation = await lost_explanation(self.store, stored, reason)
+        lost = replace(stored, status=JobStatus.LOST, end_reason=reason.value)
+        notice = Notice(lost, NoticeKind.LOST, explanation)
+        if not await self._tell(notice, self._as_is(notice)):
+            return Refresh(Outcome.PENDING)
+        epochs_done = len(await self.store.epochs.posted_epochs(job.id))
+        if not await self._once(job.id, CARD_FINAL, lambda: self.cards.final(lost, epochs_done)):
+            return Refresh(Outcome.PENDING)
+        await close_lost(self.store, self.audit, stored, reason, explanation, actor_id=None)
+        self._hints.pop(job.id, None)
+        return Refresh(Outcome.FINISHED, True)
 
     @staticmethod
     def _as_is(notice: Notice) -> Callable[[], Awaitable[Notice]]:
@@ -490,18 +559,39 @@ class Tracker:
     async def _tell(self, notice: Notice, build: Callable[[], Awaitable[Notice]]) -> bool:
         """Post the notice in the thread, then DM the owner (if they want DMs), each once."""
         job = notice.job
+        key = notice_key(notice.kind)
         message_id: int | None = None
-        if not await self.store.events.is_handled(job.id, notice_key(notice.kind)):
+        if not await self.store.events.is_handled(job.id, key):
+
+            async def post() -> int | None:
+                return await self.sink.post_notice(await build())
+
             try:
-                message_id = await self.sink.post_notice(await build())
+                message_id = await self._deliver(job, key, post)
             except Exception as exc:
                 log.warning("Could not post the %s notice of job %s yet: %s", notice.kind, job.id, exc,
                             exc_info=not isinstance(exc, OrchestratorError))  # fmt: skip
                 return False
-            await self.store.events.mark_handled(job.id, notice_key(notice.kind))
+            await self.store.events.mark_handled(job.id, key)
         if not (await self.store.users.get(job.user_id)).dm_notify:
             return True
-        return await self._once(job.id, dm_key(notice.kind), lambda: self.sink.send_dm(notice, message_id))
+
+        async def send_dm() -> None:
+            await self._deliver(job, dm_key(notice.kind), lambda: self.sink.send_dm(notice, message_id))
+
+        return await self._once(job.id, dm_key(notice.kind), send_dm)
+
+    async def _deliver(self, job: Job, key: str, post: Callable[[], Awaitable[int | None]]) -> int | None:
+        """Make the post ``key`` (its done record is missing) exactly once: record the intent
+        first; when an earlier attempt was recorded, it may be on Discord already (the bot
+        stopped between the post and its record, or the post's answer was lost), so look for it
+        before posting again. Returns the message id (None when it went nowhere)."""
+        if not await self.store.intents.intend(job.id, key):
+            found = await self.sink.find_post(job, key)
+            if found is not None:
+                log.info("Found the %s post of job %s already on Discord (message %s)", key, job.id, found)
+                return found
+        return await post()
 
     async def _once(self, job_id: str, key: str, action: Callable[[], Awaitable[None]]) -> bool:
         """Run ``action`` unless ``key`` was handled; record it after it succeeded."""
@@ -521,23 +611,29 @@ class Tracker:
     # --- a submit a crash interrupted ---------------------------------------------------------
 
     async def _recover_submit(self, job: Job) -> Refresh:
-        """Find the workflow of a job left ``submitting`` by a crash, by the tag the submit set."""
-        age = self.clock.now() - job.updated_at
-        if age < SUBMIT_RECOVERY_AFTER:
-            return Refresh(Outcome.GONE)  # Confirm may still be at work (uploads take a while)
-        session = await self.session_for(job)
-        page = await session.list_by_tag(f"job-{job.id}", take=10)  # the tag TrainingService submits with
-        found = next((w for w in page.items if w.id and (w.external_id or "").endswith(job.external_id)), None)
-        if found is None or found.id is None:
-            if age > SUBMIT_GIVE_UP_AFTER:
-                log.warning("Job %s was left submitting and Civitai has no workflow for it: discarded", job.id)
-                await self.store.jobs.discard(job.id)
-            return Refresh(Outcome.GONE)
-        price = price_from_workflow(found) or job.price_quoted or job.price_estimate
-        submitted = await self.store.jobs.mark_submitted(job.id, found.id, price)
+        """Resolve a job left ``submitting`` once its lease ran out: its task died (a crash, a
+        restart) or gave up on a lost answer. The orchestrator is asked first (by the job's tag
+        and externalId); only when it has no such workflow is the reservation dropped."""
+        now = self.clock.now()
+        if job.lease_until is not None and job.lease_until > now:
+            # A submit is still at work (uploads of many images take a while): look once it ends.
+            self.recheck_later(job.id, (job.lease_until - now).total_seconds() + 1)
+            return Refresh(Outcome.PENDING)
+        taken = await self.store.jobs.take_over_submit(job.id, now + SUBMIT_LEASE)
+        if taken is None:
+            return Refresh(Outcome.PENDING)  # another process took it over just now
+        session = await self.session_for(taken)
+        found = await find_workflow(session, taken)
+        if found is None:
+            if not await self.store.jobs.abandon_submit(job.id):
+                return Refresh(Outcome.GONE)
+            log.warning("Job %s was left submitting and Civitai has no workflow for it: not submitted", job.id)
+            await self.sink.not_submitted(taken)
+            return Refresh(Outcome.FINISHED, True)
+        submitted = await adopt(self.store, taken, found)
         if submitted is None:
             return Refresh(Outcome.GONE)
         with about_job(submitted):
-            log.info("Recovered the submit of job %s (workflow %s) after a crash", job.id, found.id)
+            log.info("Recovered the submit of job %s (workflow %s)", job.id, found.id)
             await self.sink.reopen(submitted)
         return Refresh(Outcome.RUNNING, True)

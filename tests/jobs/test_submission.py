@@ -16,7 +16,7 @@ from bot.jobs.payer import SIMULATED_TOKEN
 from bot.jobs.policy import Member, TrainingRefused
 from bot.jobs.submission import SHORT_OF_BUZZ_PREFIX, ConfirmationClosed, ConfirmationExpired, NotYourJob, Requester
 from bot.services import Services
-from storage.models import JobStatus
+from storage.models import Job, JobStatus
 from tests.dataset_helpers import image_bytes, make_zip
 
 GUILD = 1
@@ -90,13 +90,13 @@ async def test_only_one_click_submits_and_hears_the_claim(services: Services, tm
     quote = await services.training.quote(ALICE, TrainingOptions.from_user(steps=500, epochs=2), result)
     claimed: list[str] = []
 
-    async def on_claimed() -> None:
-        claimed.append("claimed")
+    async def on_claimed(job: Job) -> None:
+        claimed.append(job.id)
 
     results = await asyncio.gather(
         *(services.training.submit_draft(quote.job.id, ALICE, on_claimed=on_claimed) for _ in range(3))
     )
-    assert [r.submitted_now for r in results].count(True) == 1 and claimed == ["claimed"]
+    assert [r.submitted_now for r in results].count(True) == 1 and claimed == [quote.job.id]
     later = await services.training.submit_draft(quote.job.id, ALICE)
     assert not later.submitted_now and later.job.status is JobStatus.SUBMITTED
 

@@ -9,7 +9,7 @@ import pytest
 
 from bot.app import TrainerBot
 from bot.jobs.cancel import CannotCancel
-from bot.jobs.payer import MissingToken
+from bot.jobs.explain import LostReason
 from storage.models import JobStatus, TokenSource
 from tests.manage.helpers import dataset, quote, requester, simulator, start_run
 from tests.stage import Stage, StageMember
@@ -54,7 +54,13 @@ async def test_cancel_in_every_state(
     await bot.services.store.jobs.release_claim(submitting.id)
     assert (await bot.services.training.confirm(submitting.id, requester(stage, alice))).workflow_id
 
-    # Paid with a member's token that is gone: nothing to cancel it with.
-    orphan = replace(finished, status=JobStatus.PROCESSING, token_source=TokenSource.USER, simulated=False)
-    with pytest.raises(MissingToken, match="has been removed"):
-        await cancel(orphan, actor_id=alice.id)
+    # A run the bot can no longer follow (here a real run, while the bot runs its simulator) cannot
+    # be stopped at Civitai: it is closed as lost, saying why, and no longer counts as running.
+    live = await bot.services.store.jobs.get(submitting.id)
+    assert live is not None and live.status.active
+    result = await cancel(replace(live, token_source=TokenSource.USER, simulated=False), actor_id=alice.id)
+    assert result.closed and not result.cancelled and result.lost is not None
+    assert result.lost_reason is LostReason.REAL_IN_SIMULATED_MODE and result.job.status is JobStatus.LOST
+    assert "may still be running" in result.lost.detail
+    with pytest.raises(CannotCancel, match="already ended"):
+        await cancel(result.job, actor_id=alice.id)

@@ -72,6 +72,9 @@ async def test_under_review_holds_until_a_human_decides(sim: Simulator, api: Api
     sim.faults.moderation("underReview")
     body = training_body(epochs=2, callbacks=[{"url": site.hook_url(), "type": ["step:*"]}])
     workflow_id = (await api.submit(body)).json()["id"]
+    # The hold comes a while into preparing, and its event reaches the site asynchronously:
+    # settle() may return before either (the run is idle while it waits for simulated time).
+    await eventually(lambda: len(site.hooks) >= 3)
     await sim.settle()
     held = await api.get(workflow_id)
     assert held["status"] == "preparing" and held["steps"][0]["output"]["moderationStatus"] == "underReview"
@@ -81,6 +84,7 @@ async def test_under_review_holds_until_a_human_decides(sim: Simulator, api: Api
     workflow = await api.finished(workflow_id)
     assert workflow["status"] == "succeeded" and workflow["steps"][0]["output"]["moderationStatus"] == "approved"
     await sim.settle()
+    await eventually(lambda: len(site.hooks) >= 5)
     statuses = [h["status"] for h in site.hooks]
     assert statuses[:5] == ["unassigned", "preparing", "preparing", "preparing", "scheduled"]  # release too
 

@@ -1,12 +1,15 @@
 """Failures on demand: what real Discord does on a bad day, so tests can check the bot copes.
 
 Route faults answer the next N matching requests instead of the real handler (429 with the
-headers discord.py needs to wait and retry, 5xx, any error code). State faults change the world:
-a member who closed their DMs, an archived or locked thread, a deleted channel.
+headers discord.py needs to wait and retry, 5xx, any error code), or let the request take effect
+and never answer it (``stall``: the bot dies or times out not knowing its message exists). State
+faults change the world: a member who closed their DMs, an archived or locked thread, a deleted
+channel.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,6 +30,7 @@ class RouteFault:
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)  # only when path params match, e.g. channel_id
     hits: int = 0
+    stall: bool = False  # the request takes effect; its answer waits for ``Faults.release``
 
     def matches(self, route: str, params: dict[str, str]) -> bool:
         return (
@@ -40,6 +44,7 @@ class Faults:
     def __init__(self, stage: Stage) -> None:
         self._stage = stage
         self.route_faults: list[RouteFault] = []
+        self.released = asyncio.Event()  # stalled answers go out once this is set (at the latest: stage stop)
 
     # --- route faults --------------------------------------------------------------------------
     def rate_limit(
@@ -67,6 +72,15 @@ class Faults:
     def error(self, route: str, *, status: int, code: int, message: str, times: int = 1, **params: Any) -> RouteFault:
         """Any Discord error, e.g. ``error("POST /channels/*", status=403, code=50013, message=...)``."""
         return self._add(RouteFault(route, status, {"message": message, "code": code}, times, {}, _strs(params)))
+
+    def stall(self, route: str, *, times: int = 1, **params: Any) -> RouteFault:
+        """The next ``times`` requests take effect (a message is created) but are not answered
+        until ``release()``: what the bot sees when it is killed, or times out, after Discord did it."""
+        return self._add(RouteFault(route, 0, {}, times, {}, _strs(params), stall=True))
+
+    def release(self) -> None:
+        """Send the answers of stalled requests (to whoever still listens)."""
+        self.released.set()
 
     def take(self, route: str, params: dict[str, str]) -> RouteFault | None:
         for fault in self.route_faults:

@@ -299,11 +299,26 @@ class RestApi:
         return self.stage.channel_payload(channel)
 
     async def history(self, req: StageRequest) -> list[Json]:
+        """Discord's message history: newest first, ``limit`` (1–100, default 50) messages before,
+        after or around a message id (at most one of the three), else the latest."""
         channel = self._channel(req)
-        limit = int(req.query.get("limit", 50))
-        visible = [self.stage.messages[i] for i in reversed(channel.message_ids)]
-        visible = [m for m in visible if not m.deleted and m.visible_to is None]
-        return [self.stage.message_payload(m) for m in visible[:limit]]
+        limit = int(req.query.get("limit", 50))  # its range was checked against the OpenAPI document
+        anchors = {name: int(req.query[name]) for name in ("before", "after", "around") if name in req.query}
+        if len(anchors) > 1:
+            raise HttpError(400, 50035, "Invalid Form Body: only one of around, before and after may be given")
+        newest_first = [self.stage.messages[i] for i in reversed(channel.message_ids)]
+        visible = [m for m in newest_first if not m.deleted and m.visible_to is None]
+        if "before" in anchors:
+            page = [m for m in visible if m.id < anchors["before"]][:limit]
+        elif "after" in anchors:  # the ``limit`` messages right after it, still newest first
+            page = [m for m in visible if m.id > anchors["after"]][-limit:]
+        elif "around" in anchors:
+            older = [m for m in visible if m.id <= anchors["around"]][: (limit + 1) // 2]
+            newer = [m for m in visible if m.id > anchors["around"]][-(limit // 2) :] if limit > 1 else []
+            page = newer + older
+        else:
+            page = visible[:limit]
+        return [self.stage.message_payload(m) for m in page]
 
     async def send(self, req: StageRequest) -> Json:
         channel = self._channel(req)

@@ -172,6 +172,7 @@ class Stage:
         return self
 
     async def stop(self) -> None:
+        self.faults.release()
         for task in list(self._tasks):
             task.cancel()
         await self.gateway.close_all()
@@ -798,9 +799,11 @@ class Stage:
             req.body, req.uploads = await read_body(request)
             self._validate(req)
             fault = self.faults.take(req.route, req.params)
-            if fault is not None:
+            if fault is not None and not fault.stall:
                 return fault.status, fault.body, fault.headers
             result = await handler(req)
+            if fault is not None:  # done, but the answer is held back
+                await self.faults.released.wait()
             return (204, None, {}) if result is None else (200, result, {})
         except HttpError as error:
             return error.status, error.body(), {}
@@ -815,6 +818,11 @@ class Stage:
             return 400, {"message": "stage internal error (see the test failure)", "code": 0}, {}
 
     def _validate(self, req: StageRequest) -> None:
+        found = self.validator.validate_query(req.route, req.query) if self.validator else []
+        if found:
+            self.violations.extend(found)
+            self.notify()
+            raise HttpError(400, 50035, "Invalid Form Body", errors=discord_error_body(found)["errors"])
         if req.method in ("GET", "DELETE") or (req.body is None and not req.uploads):
             return
         found = self.validator.validate(req.route, req.body) if self.validator else []

@@ -73,7 +73,7 @@ async def test_an_unexpected_violation_fails_the_next_wait(
 
 
 def test_the_openapi_document_is_there_to_validate_against() -> None:
-    """Skips, with the reason, where ../shared/specs is absent (validation then only checks limits)."""
+    """The vendored document is there and validates (a missing one fails, never skips)."""
     path = require_spec("discord-openapi.json")
     validator = OpenApiValidator.from_file(path)
     assert validator.knows(MESSAGES)
@@ -136,3 +136,35 @@ def test_modal_title_and_file_limits() -> None:
     assert [v.field for v in found] == ["files[0]"] and "11 bytes" in found[0].message
     many = [Upload(f"files[{i}]", f"{i}.png", b"x", None) for i in range(11)]
     assert [v.field for v in check_limits(MESSAGES, {}, many, 10)] == ["files"]
+
+
+async def test_history_reads_like_discord_and_its_query_is_checked(stage: Stage, http: aiohttp.ClientSession) -> None:
+    require_spec("discord-openapi.json")
+    channel = stage.channel("general")
+    headers = {"Authorization": f"Bot {stage.token}"}
+    for n in range(5):
+        async with http.post(
+            f"{stage.api_base}/channels/{channel.id}/messages", json={"content": f"m{n}"}, headers=headers
+        ) as response:
+            assert response.status == 200
+    ids = [m.id for m in stage.messages_in(channel)]
+
+    async def read(**query: object) -> list[str]:
+        url = f"{stage.api_base}/channels/{channel.id}/messages"
+        async with http.get(url, params={k: str(v) for k, v in query.items()}, headers=headers) as response:
+            assert response.status == 200, await response.text()
+            return [m["content"] for m in await response.json()]
+
+    assert await read() == ["m4", "m3", "m2", "m1", "m0"]  # newest first
+    assert await read(limit=2) == ["m4", "m3"]
+    assert await read(before=ids[3], limit=2) == ["m2", "m1"]
+    assert await read(after=ids[1], limit=2) == ["m3", "m2"]  # the ones right after, newest first
+    assert await read(around=ids[2], limit=3) == ["m3", "m2", "m1"]
+
+    url = f"{stage.api_base}/channels/{channel.id}/messages"
+    async with http.get(url, params={"limit": "101"}, headers=headers) as response:
+        assert response.status == 400 and (await response.json())["code"] == 50035
+    [violation] = stage.take_violations()
+    assert violation.route == "GET /channels/{channel_id}/messages" and violation.field == "query.limit"
+    async with http.get(url, params={"before": str(ids[3]), "after": str(ids[1])}, headers=headers) as response:
+        assert response.status == 400

@@ -6,11 +6,12 @@ import asyncio
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from storage import Store
-from storage.models import JobStatus, Payer
+from storage.models import ClaimRefusal, JobStatus, Payer, SubmitLimits
 from tests.storage.conftest import CHANNEL, GUILD, OTHER_GUILD, OTHER_USER, USER, FakeClock, new_job
 
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -41,7 +42,7 @@ async def test_create_stores_a_draft_with_fresh_ids(store: Store, clock: FakeClo
 async def test_concurrent_confirm_clicks_claim_once(store: Store) -> None:
     job = await store.jobs.create(new_job())
     results = await asyncio.gather(*(store.jobs.claim_for_submit(job.id) for _ in range(10)))
-    assert results.count(True) == 1
+    assert [bool(claim) for claim in results].count(True) == 1
     assert (await store.jobs.get(job.id)).status is JobStatus.SUBMITTING  # type: ignore[union-attr]
 
 
@@ -52,7 +53,7 @@ async def test_two_processes_claim_once(store: Store, db_path: Path) -> None:
         results = await asyncio.gather(*(s.jobs.claim_for_submit(job.id) for _ in range(5) for s in (store, second)))
     finally:
         await second.close()
-    assert results.count(True) == 1
+    assert [bool(claim) for claim in results].count(True) == 1
 
 
 async def test_mark_submitted_is_idempotent_and_charges_once(store: Store, clock: FakeClock) -> None:
@@ -117,7 +118,8 @@ async def test_draft_edits_release_and_discard(store: Store, clock: FakeClock) -
     assert not await store.jobs.update_draft(job.id, {"steps": 1}, None, None)
     assert await store.jobs.release_claim(job.id)
     assert await store.jobs.claim_for_submit(job.id)
-    assert await store.jobs.discard(job.id)
+    assert not await store.jobs.discard(job.id)  # a submit on its way is never discarded blindly
+    assert await store.jobs.abandon_submit(job.id)
     discarded = await store.jobs.get(job.id)
     assert discarded is not None and discarded.status is JobStatus.DISCARDED and discarded.finished_at == clock.now
     assert not await store.jobs.claim_for_submit(job.id)
@@ -219,3 +221,61 @@ async def test_search_by_name_or_id_prefix(store: Store) -> None:
 async def test_payer_and_flags_round_trip(store: Store) -> None:
     job = await store.jobs.create(new_job(payer=Payer.USER, simulated=True, hook_secret_hash=None))
     assert job.payer is Payer.USER and job.simulated and job.hook_secret_hash is None
+
+
+def limits_for(clock: FakeClock, **caps: Any) -> SubmitLimits:
+    start = clock.now.replace(hour=0, minute=0, second=0, microsecond=0)
+    fields: dict[str, Any] = {"max_active": None, "daily_cap": None, "monthly_cap": None} | caps
+    return SubmitLimits(day_start=start, month_start=start.replace(day=1), **fields)
+
+
+async def test_claims_racing_in_two_processes_never_beat_a_cap_and_reserve_the_price(
+    store: Store, clock: FakeClock, db_path: Path
+) -> None:
+    drafts = [await store.jobs.create(new_job(price_quoted=1000.0)) for _ in range(6)]
+    second = await Store.open(db_path)
+    try:
+        limits = limits_for(clock, daily_cap=2500)
+        claims = await asyncio.gather(
+            *(s.jobs.claim_for_submit(job.id, limits=limits) for job in drafts for s in (store, second))
+        )
+    finally:
+        await second.close()
+    assert [bool(c) for c in claims].count(True) == 2  # 2 × 1000 fits in 2500, a third does not
+    refused = {c.refusal for c in claims if not c}
+    assert refused == {ClaimRefusal.DAILY_CAP, ClaimRefusal.NOT_A_DRAFT}
+    assert await store.ledger.spent_by_user(GUILD, USER, clock.now - timedelta(days=1)) == 2000
+
+
+async def test_a_claim_checks_the_revision_and_the_runs_limit_then_release_drops_the_reservation(
+    store: Store, clock: FakeClock
+) -> None:
+    first = await store.jobs.create(new_job(price_quoted=700.0))
+    second = await store.jobs.create(new_job(price_quoted=800.0))
+    revision = await store.jobs.update_draft(second.id, {"steps": 5}, 900.0, 800.0)
+    assert revision == 2
+    assert (await store.jobs.claim_for_submit(second.id, revision=1)).refusal is ClaimRefusal.REVISED
+    limits = limits_for(clock, max_active=1)
+    assert await store.jobs.claim_for_submit(first.id, revision=1, limits=limits)
+    claim = await store.jobs.claim_for_submit(second.id, revision=2, limits=limits)
+    assert claim.refusal is ClaimRefusal.CONCURRENCY and claim.used == 1
+    assert await store.ledger.spent_for_job(first.id) == 700.0
+    assert await store.jobs.release_claim(first.id)
+    assert await store.ledger.spent_for_job(first.id) == 0
+    assert await store.jobs.claim_for_submit(second.id, revision=2, limits=limits)
+    with pytest.raises(ValueError, match="never stored empty"):
+        await store.jobs.mark_submitted(second.id, "", 800.0)
+
+
+async def test_recovery_takes_over_only_a_lease_that_ran_out(store: Store, clock: FakeClock) -> None:
+    job = await store.jobs.create(new_job())
+    lease = clock.now + timedelta(seconds=60)
+    assert await store.jobs.claim_for_submit(job.id, lease_until=lease)
+    assert await store.jobs.take_over_submit(job.id, clock.now + timedelta(seconds=60)) is None
+    clock.advance(seconds=30)
+    assert await store.jobs.renew_lease(job.id, lease, clock.now + timedelta(seconds=60))
+    assert not await store.jobs.renew_lease(job.id, lease, clock.now + timedelta(seconds=60))  # not held any more
+    clock.advance(seconds=61)
+    taken = await store.jobs.take_over_submit(job.id, clock.now + timedelta(seconds=60))
+    assert taken is not None and taken.status is JobStatus.SUBMITTING
+    assert await store.jobs.take_over_submit(job.id, clock.now + timedelta(seconds=60)) is None  # taken once

@@ -20,6 +20,7 @@ EXPECTED_TABLES = {
     "jobs",
     "handled_events",
     "posted_epochs",
+    "post_intents",
     "callback_deliveries",
     "audit_log",
     "spend_ledger",

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from pydantic import SecretStr
 
 from bot.app import TrainerBot
 from bot.civitai.simulator import Simulator
 from bot.civitai.training import TrainingOptions
+from bot.config import CivitaiMode
 from bot.dataset.intake import intake_from_stream
 from bot.dataset.report import DatasetResult
 from bot.jobs.policy import Member
@@ -35,6 +37,18 @@ FAST: dict[str, Any] = {
     "reconcile_interval_seconds": 60,
 }
 PUBLIC_URL = "https://bot.test"
+OPERATOR_TOKEN = "operator-token"
+
+
+def real_mode(sim: Simulator) -> dict[str, Any]:
+    """Settings of a bot in real mode against ``sim`` (an orchestrator outside the bot)."""
+    assert sim.base_url is not None
+    return {
+        "civitai_mode": CivitaiMode.REAL,
+        "orchestrator_url": sim.base_url,
+        "civitai_token": SecretStr(OPERATOR_TOKEN),
+        "dataset_transport": "blobs",
+    }
 
 
 async def checked_dataset(services: Services, tmp_path: Path, count: int = 3) -> DatasetResult:

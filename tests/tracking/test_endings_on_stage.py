@@ -58,14 +58,16 @@ async def test_a_deleted_thread_sends_the_rest_of_the_run_to_dms(
         job, thread = await start_run(bot, stage, alice, tmp_path, epochs=3, steps=60)
         await stage.wait_message(thread, is_epoch)
         await stage.faults.delete_channel(thread)
-        final = await alice.wait_dm(lambda m: "finished training" in m.content and "thread is gone" in m.content)
+        final = await alice.wait_dm(lambda m: "finished training" in m.content)
         assert final.selects and stage.files(final)["grid.png"]
         await finished(bot, job.id)
         dms = stage.messages_in(alice.in_dm().channel)
         moved = [m for m in dms if "**Epoch " in m.content]
-        assert moved and all("thread is gone" in m.content and stage.files(m) for m in moved)
+        assert moved and all(stage.files(m) for m in moved)
         # Epoch 1 went to the thread before it was deleted; every later one went to DMs, once.
         assert len(moved) + 1 == 3
+        # Why they come to DMs is said once, in the first of them.
+        assert [m for m in dms if "can't post in this run's thread" in m.content] == moved[:1]
         # The end notice: in DMs instead of the thread, and no extra DM pointing at the dead thread.
         assert len([m for m in dms if "finished training" in m.content]) == 1
 
@@ -154,3 +156,52 @@ async def test_a_cancel_from_discord_is_told_once_by_the_cancel_and_never_again_
         assert stage.messages_in(alice.in_dm().channel) == []  # the owner cancelled it: nothing to tell
         card = stage.messages[stored.card_message_id or 0]
         assert status_label(JobStatus.CANCELED) in card.text
+
+
+POST = "POST /channels/{channel_id}/messages"
+
+
+@pytest.mark.parametrize("fault", ["forbidden", "locked"])
+async def test_a_thread_the_bot_cannot_post_in_sends_the_run_to_dms_once_and_is_not_tried_again(
+    stage: Stage, alice: StageMember, tmp_path: Path, fault: str
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+        sim = simulator(bot)
+        sim.speed = 0
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=3, steps=60)
+        if fault == "forbidden":  # the bot lost Send Messages in Threads there
+            stage.faults.error(POST, status=403, code=50013, message="Missing Permissions", times=99,
+                               channel_id=thread.id)  # fmt: skip
+        else:
+            await stage.faults.lock(thread)
+        sim.speed = 100
+        final = await alice.wait_dm(lambda m: "finished training" in m.content)
+        stored = await finished(bot, job.id)
+        assert stored.thread_gone and stored.status is JobStatus.SUCCEEDED
+
+    dms = stage.messages_in(alice.in_dm().channel)
+    epochs = [m for m in dms if "**Epoch " in m.content]  # the first one starts with why it came here
+    assert len(epochs) == 3 and final in dms and len(dms) == 4  # no extra DM about the end on top
+    # Why the posts come to DMs is said once, with the first of them.
+    assert [m for m in dms if "can't post in this run's thread" in m.content] == epochs[:1]
+    # The thread was tried once: every later post went straight to the DMs.
+    refused = [r for r in stage.requests if r.route == POST and str(thread.id) in r.path and r.status >= 400]
+    assert len(refused) == 1
+
+
+async def test_a_failed_run_reaches_the_log_channel(
+    stage: Stage, alice: StageMember, admin: StageMember, tmp_path: Path
+) -> None:
+    async with bot_in_process(stage, tmp_path / "bot", **FAST) as bot:
+        await (await admin.slash("admin log-channel", channel="training")).reply()
+        simulator(bot).faults.fail_at_epoch(2, reason="timeout")
+        job, thread = await start_run(bot, stage, alice, tmp_path, epochs=3, steps=60)
+        line = await stage.wait_message("training", says("❌", job.id))
+        assert (await finished(bot, job.id)).status is JobStatus.FAILED
+        [entry] = [e for e in await bot.services.store.audit.recent(stage.guild.id) if e.action == "job.failed"]
+        assert entry.subject_id == alice.id and entry.details["status"] == "failed"
+        headline = entry.details["reason"]  # the same words as the notice in the thread
+        assert [m for m in stage.messages_in(thread) if m.content.startswith("❌") and headline in m.content]
+        assert line.content == f"❌ The bot saw run `{job.id}` (dog) of <@{alice.id}> end failed: {headline}"
+        await bot.services.tracker.refresh(job.id)
+        assert len([m for m in stage.messages_in("training") if says("❌", job.id)(m)]) == 1

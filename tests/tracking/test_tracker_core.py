@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from bot.civitai.client import OrchestratorSession, RetryPolicy
 from bot.civitai.simulator import Simulator
 from bot.config import CivitaiMode, Settings
-from bot.jobs.events import EpochReady, Notice, NoticeKind
+from bot.jobs.events import EpochReady, Notice, NoticeKind, dm_key, notice_key
 from bot.jobs.tracker import Outcome, PollSchedule, Tracker
 from bot.services import Services
 from storage.models import Job, JobStatus
@@ -43,10 +44,23 @@ class RecordingSink:
     notices: list[Notice] = field(default_factory=list)
     dms: list[tuple[NoticeKind, int | None]] = field(default_factory=list)
     reopened: list[str] = field(default_factory=list)
+    not_submitted_jobs: list[str] = field(default_factory=list)
     fail_epochs: set[int] = field(default_factory=set)
     fail_notices: int = 0
     gate: asyncio.Event | None = None  # when set up, epoch posts wait for it
     waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    # Every post Discord holds, by (job, key): what ``find_post`` searches.
+    board: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Keys whose post reaches Discord but whose answer is lost (a timeout, the bot dying).
+    lose_answers: set[str] = field(default_factory=set)
+    searches: list[str] = field(default_factory=list)
+
+    def _posted(self, job: Job, key: str, message_id: int) -> int:
+        self.board[(job.id, key)] = message_id
+        if key in self.lose_answers:
+            self.lose_answers.discard(key)
+            raise TimeoutError("the answer never came")
+        return message_id
 
     async def show_card(self, job: Job, epochs_done: int) -> None:
         self.cards.append((job.status, epochs_done))
@@ -59,20 +73,28 @@ class RecordingSink:
             self.fail_epochs.discard(event.number)
             raise RuntimeError("Discord is having a bad day")
         self.epochs.append(event)
-        return 1000 + event.number
+        return self._posted(event.job, event.key, 1000 + event.number)
 
     async def post_notice(self, notice: Notice) -> int | None:
         if self.fail_notices:
             self.fail_notices -= 1
             raise RuntimeError("Discord is having a bad day")
         self.notices.append(notice)
-        return 2000 + len(self.notices)
+        return self._posted(notice.job, notice_key(notice.kind), 2000 + len(self.notices))
 
     async def send_dm(self, notice: Notice, message_id: int | None) -> None:
         self.dms.append((notice.kind, message_id))
+        self._posted(notice.job, dm_key(notice.kind), 3000 + len(self.dms))
 
     async def reopen(self, job: Job) -> None:
         self.reopened.append(job.id)
+
+    async def not_submitted(self, job: Job) -> None:
+        self.not_submitted_jobs.append(job.id)
+
+    async def find_post(self, job: Job, key: str) -> int | None:
+        self.searches.append(key)
+        return self.board.get((job.id, key))
 
 
 @pytest.fixture
@@ -256,13 +278,42 @@ async def test_a_submit_interrupted_by_a_crash_is_found_by_its_tag_and_reopened(
     [job] = await services.store.jobs.list_unfinished()
     assert job.status is JobStatus.SUBMITTING and job.workflow_id is None
 
-    assert (await tracker.refresh(job.id)).outcome is Outcome.GONE  # Confirm may still be at work
-    services.clock.advance(minutes=11)
+    assert (await tracker.refresh(job.id)).outcome is Outcome.PENDING  # its lease still runs
+    assert sink.reopened == []
+    services.clock.advance(seconds=61)  # the lease ran out: nobody is submitting it any more
     assert (await tracker.refresh(job.id)).outcome is Outcome.RUNNING
     recovered = await services.store.jobs.get(job.id)
     assert recovered is not None and recovered.status is JobStatus.SUBMITTED
     assert recovered.workflow_id == next(iter(sim(services).workflows))
     assert sink.reopened == [job.id]
+
+
+async def test_a_submit_that_never_reached_civitai_is_released_once_its_lease_ran_out(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = RecordingSink()
+    tracker = await started(services, sink)
+
+    real_submit = OrchestratorSession.submit
+
+    async def crash(self: OrchestratorSession, template: Any, **kwargs: Any) -> Any:
+        if kwargs.get("whatif"):
+            return await real_submit(self, template, **kwargs)
+        raise SystemExit("the process died before the submit went out")
+
+    monkeypatch.setattr(OrchestratorSession, "submit", crash)
+    with pytest.raises(SystemExit):
+        await submit(services, tmp_path, guild_id=GUILD, user_id=USER, channel_id=CHANNEL)
+    monkeypatch.undo()
+    [job] = await services.store.jobs.list_unfinished()
+    assert job.status is JobStatus.SUBMITTING
+    assert await services.store.ledger.spent_for_job(job.id) > 0  # the price is reserved meanwhile
+    services.clock.advance(seconds=61)
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED
+    after = await services.store.jobs.get(job.id)
+    assert after is not None and after.status is JobStatus.DISCARDED
+    assert await services.store.ledger.spent_for_job(job.id) == 0
+    assert sink.not_submitted_jobs == [job.id] and sim(services).workflows == {}
 
 
 async def test_polling_long_polls_so_a_change_is_seen_before_the_wait_ends(services: Services, tmp_path: Path) -> None:
@@ -308,3 +359,50 @@ async def test_closing_does_not_wait_out_a_long_poll(tmp_path: Path) -> None:
     began = loop.time()
     await own.close()
     assert loop.time() - began < 3
+
+
+async def test_a_post_whose_answer_was_lost_is_found_on_discord_not_posted_again(
+    services: Services, tmp_path: Path
+) -> None:
+    # The post reaches Discord but the bot never learns it (killed, or the answer timed out):
+    # the intent recorded before it makes the next refresh look for it instead of posting again.
+    sink = RecordingSink(lose_answers={"epoch:2", "notice:end", "dm:end"})
+    tracker = await started(services, sink)
+    job = await opened_job(services, tmp_path, epochs=2)
+    await advance(sim(services), 1000)  # the run is over
+    for _ in range(4):  # epoch 2, the notice, the DM: each answer lost once
+        await tracker.refresh(job.id)
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED
+    assert [e.number for e in sink.epochs] == [1, 2]
+    assert len(sink.notices) == 1 and len(sink.dms) == 1
+    assert sorted(sink.searches) == ["dm:end", "epoch:2", "notice:end"]  # only posts that had an intent
+    posted = await services.store.epochs.posted_epochs(job.id)
+    assert [(p.epoch_number, p.message_id) for p in posted] == [(1, 1001), (2, 1002)]
+
+
+async def test_errors_that_may_pass_never_lose_a_run_and_a_gone_one_is_lost_once_told(
+    services: Services, tmp_path: Path
+) -> None:
+    sink = RecordingSink()
+    tracker = await started(services, sink)
+    services.orchestrator.client.retry = RetryPolicy(attempts=1)  # each failure reaches the tracker at once
+    job = await opened_job(services, tmp_path)
+    assert job.workflow_id is not None
+    for status in (503, 500, 429):
+        sim(services).faults.fail_next(1, status=status, route="get")
+        assert (await tracker.refresh(job.id)).outcome is Outcome.PENDING
+    stored = await services.store.jobs.get(job.id)
+    assert stored is not None and stored.status.active and sink.notices == []
+
+    sim(services).record(job.workflow_id).deleted = True
+    sink.fail_notices = 1  # Discord is down when the loss is found: the job stays active until told
+    assert (await tracker.refresh(job.id)).outcome is Outcome.PENDING
+    assert await services.store.jobs.count_active_for_user(GUILD, USER) == 1
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED
+    [notice] = sink.notices
+    assert notice.kind is NoticeKind.LOST and notice.explanation is not None
+    assert sink.dms == [(NoticeKind.LOST, 2001)] and sink.cards[-1] == (JobStatus.LOST, 0)
+    assert await services.store.jobs.count_active_for_user(GUILD, USER) == 0
+    assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED and len(sink.notices) == 1
+    [entry] = [e for e in await services.store.audit.recent(GUILD) if e.action != "job.submit"]
+    assert entry.action == "job.lost" and entry.actor_id is None and entry.details["job"] == job.id

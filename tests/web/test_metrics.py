@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from importlib.metadata import version
 
 import aiohttp
 import pytest
@@ -115,3 +116,28 @@ async def test_metrics_endpoint_counts_callbacks(
     after = await scrape()
     assert sample(after, "lorabot_callbacks_received_total") == 2
     assert sample(after, "lorabot_callbacks_rejected_total", reason="unknown_hook") == 1
+
+
+# The names dashboards and alerts use: renaming one breaks them silently.
+BOT_METRICS = {
+    "lorabot_jobs",
+    "lorabot_callbacks_received_total",
+    "lorabot_callbacks_rejected_total",
+    "lorabot_orchestrator_calls_total",
+    "lorabot_orchestrator_errors_total",
+    "lorabot_discord_send_failures_total",
+    "lorabot_refresh_seconds",
+    "lorabot_dataset_downloads_total",
+    "lorabot_retention_removed_total",
+}
+
+
+async def test_the_standard_client_adds_runtime_metrics_and_build_info_and_keeps_the_names() -> None:
+    families = parse(await BotMetrics().registry.render())
+    assert {name for name in families if name.startswith("lorabot_")} == BOT_METRICS | {"lorabot_build_info"}
+    runtime = {"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "python_info"}
+    assert runtime <= set(families)
+    assert any(name.startswith("python_gc_") for name in families)
+    ((_, labels, value),) = families["lorabot_build_info"].samples
+    assert value == 1 and labels["version"] == version("lora-trainer-bot") and labels["python"].startswith("3.")
+    assert not [name for name in families if name.endswith("_created")]

@@ -34,10 +34,12 @@ class HttpFault:
     retry_after: int | None
     # A 400 problem+json listing these field errors (``{"steps[0].input.lr": ["…"]}``).
     field_errors: dict[str, list[str]] | None = None
-
-    # The call is handled (a workflow is created, a blob stored) and only then answered
-    # ``status``: the answer is lost on the way back.
-    after_handling: bool = False
+    # The call is carried out first, then its answer is lost: replaced by ``status``, or the
+    # connection dropped when ``status`` is None (the client sees no answer at all).
+    after: bool = False
+    # The connection is dropped before the call is carried out (the request was sent, no
+    # answer came, and nothing happened).
+    drop: bool = False
 
     def matches(self, route: str | None) -> bool:
         return self.remaining > 0 and (self.route is None or self.route == route)
@@ -82,10 +84,15 @@ class Faults:
         refuses a field it checks and the bot does not (or no longer) check locally."""
         self._http.append(HttpFault(n, 400, 0.0, route, None, field_errors))
 
-    def lose_answer_next(self, n: int = 1, status: int = 502, *, route: str | None = "submit") -> None:
-        """The next ``n`` calls do their work (a submit creates and charges its workflow), then
-        answer ``status`` instead: the client never hears that it succeeded."""
-        self._http.append(HttpFault(n, status, 0.0, route, None, after_handling=True))
+    def lose_next_answer(self, n: int = 1, status: int | None = None, *, route: str | None = "submit") -> None:
+        """The next ``n`` calls are carried out (a submit creates and charges its workflow), then
+        answer ``status`` instead (a 5xx after the fact), or drop the connection when None."""
+        self._http.append(HttpFault(n, status, 0.0, route, None, after=True))
+
+    def drop_next(self, n: int = 1, *, route: str | None = "submit") -> None:
+        """The next ``n`` calls are dropped unanswered before anything is done (the client cannot
+        tell this from a lost answer)."""
+        self._http.append(HttpFault(n, None, 0.0, route, None, drop=True))
 
     def refuse_sources(self, n: int = 1, *, form: str = "field") -> None:
         """The next ``n`` submits or whatifs with a zip ``sourceUrl`` are refused with 400 "not
@@ -120,10 +127,15 @@ class Faults:
         self._http = [f for f in self._http if f.remaining > 0]
         if fault.delay:
             await asyncio.sleep(fault.delay)
-        if fault.status is None:
+        if fault.after or fault.drop:
+            if fault.after:
+                await handler(request)
+            if fault.status is None:
+                assert request.transport is not None
+                request.transport.abort()  # the answer never leaves: the client's read fails
+                return web.Response(status=204)
+        elif fault.status is None:
             return await handler(request)
-        if fault.after_handling:
-            await handler(request)
         return injected_error(fault.status, fault.retry_after, fault.field_errors)
 
     def blob_url_ttl(self, seconds: float) -> None:
