@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -561,11 +561,14 @@ class TrainingService:
                 await task
 
     async def _renew_lease(self, job: Job, attempt: _SubmitAttempt) -> bool:
-        until = self.clock.now() + SUBMIT_LEASE
-        if not await self.store.jobs.renew_lease(job.id, attempt.lease, until):
-            return False
-        attempt.lease = until
-        return True
+        # One renewal at a time: the background renewal and the one before the send would
+        # otherwise both compare-and-swap the same old lease, and the loser gives the job up.
+        async with attempt.renewing:
+            until = self.clock.now() + SUBMIT_LEASE
+            if not await self.store.jobs.renew_lease(job.id, attempt.lease, until):
+                return False
+            attempt.lease = until
+            return True
 
     async def _send(
         self, session: OrchestratorSession, template: m.WorkflowTemplate, job: Job, attempt: _SubmitAttempt
@@ -626,7 +629,9 @@ class TrainingService:
                 blob = await session.upload_blob(data, filename=name, content_type=content_type)
             return m.BlobTrainingItem(air=blob.air, caption=caption)
 
-        tasks = [upload(item.name, data, item.caption) for item, data in iter_images(path)]
+        # Reading (and inflating) the zip's entries is disk and CPU work: off the event loop.
+        images = await asyncio.to_thread(lambda: list(iter_images(path)))
+        tasks = [upload(item.name, data, item.caption) for item, data in images]
         return m.BlobsTrainingData(items=list(await asyncio.gather(*tasks)))
 
     def dataset_path(self, job: Job) -> Path:
@@ -677,6 +682,7 @@ class _SubmitAttempt:
     lease: datetime  # the lease this task holds (renewals compare-and-swap on it)
     sent: bool = False  # the submit request went out at least once
     answers_lost: bool = False  # whether the workflow exists could not be found out
+    renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _refused(exc: Exception) -> bool:
