@@ -205,3 +205,75 @@ def validate_request(schema_name: str, body: Any) -> list[str]:
 def validate_response(schema_name: str, body: Any) -> list[str]:
     """Readable errors for a response body (read-only fields are required here)."""
     return _errors(schema_name, body, for_request=False)
+
+
+# Simulator route name → (path, method) of the operation in the document.
+SIMULATOR_ROUTES = {
+    "submit": ("/v2/consumer/workflows", "post"),
+    "list": ("/v2/consumer/workflows", "get"),
+    "get": ("/v2/consumer/workflows/{workflowId}", "get"),
+    "update": ("/v2/consumer/workflows/{workflowId}", "put"),
+    "delete": ("/v2/consumer/workflows/{workflowId}", "delete"),
+    "upload_blob": ("/v2/consumer/blobs", "post"),
+    "refresh_blob": ("/v2/consumer/blobs/{blobId}/refresh", "post"),
+    "get_blob": ("/v2/consumer/blobs/{blobId}", "get"),
+    "head_blob": ("/v2/consumer/blobs/{blobId}", "head"),
+    "blob_content": ("/v2/consumer/blobs/content/{encryptedToken}", "get"),
+}
+
+
+@cache
+def _document() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(require_spec(SPEC_NAME).read_text(encoding="utf-8"))
+    return loaded
+
+
+def documented_responses(route: str) -> dict[int, Schema | None]:
+    """The statuses the document gives the operation, each with its JSON body schema (None
+    when it documents no JSON body, e.g. a 308 or 204)."""
+    path, method = SIMULATOR_ROUTES[route]
+    responses = _document()["paths"][path][method]["responses"]
+    out: dict[int, Schema | None] = {}
+    for status, answer in responses.items():
+        schema = (answer.get("content") or {}).get("application/json", {}).get("schema")
+        out[int(status)] = schema
+    return out
+
+
+def check_answer(route: str, status: int, content_type: str, body: bytes) -> list[str]:
+    """Problems of one simulator response against the document: a documented status must carry
+    its documented body; an undocumented one (a 429 or 5xx it models beyond the document) must
+    at least be a problem+json when it is JSON."""
+    if route not in SIMULATOR_ROUTES:
+        return [f"{route}: a route the document does not have"]
+    where = f"{route} {status}"
+    documented = documented_responses(route)
+    is_json = content_type in ("application/json", "application/problem+json")
+    if status not in documented:
+        return [f"{where}: {p}" for p in validate_response("ProblemDetails", json.loads(body))] if is_json else []
+    schema = documented[status]
+    if schema is None:
+        return []
+    if schema.get("type") == "string":  # e.g. the 403 of a submit: a plain string
+        return [] if not is_json or isinstance(json.loads(body), str) else [f"{where}: not a string"]
+    if not is_json:
+        return [f"{where}: a {content_type or 'bodiless'} answer where the document has JSON"]
+    answer = _without_documented_extras(json.loads(body))
+    return [f"{where}: {p}" for p in validate_response(_ref_name(schema["$ref"]), answer)]
+
+
+def _without_documented_extras(answer: Any) -> Any:
+    """The answer minus what Civitai's documentation (civitai-api.md, "Workflow object") says the
+    service sends beyond the published schema: a failed step's older ``jobs[].reason`` (the only
+    place a step says why it failed, e.g. which captioning image moderation refused)."""
+    if isinstance(answer, dict) and isinstance(answer.get("steps"), list):
+        steps = [
+            {k: v for k, v in step.items() if not (k == "jobs" and step.get("status") == "failed")}
+            if isinstance(step, dict)
+            else step
+            for step in answer["steps"]
+        ]
+        return {**answer, "steps": steps}
+    if isinstance(answer, dict) and isinstance(answer.get("items"), list):  # a page of workflows
+        return {**answer, "items": [_without_documented_extras(item) for item in answer["items"]]}
+    return answer

@@ -124,8 +124,13 @@ async def test_whatif_is_sent_without_the_external_id() -> None:
             e.OrchestratorValidationError,
             "network_dim: out of range",
         ),
-        (httpx.Response(400, json={"title": "Bad", "detail": "modelVariant required"}), e.OrchestratorRequestError,
-         "modelVariant required"),
+        # A bare detail naming a field is that field's error (troubleshooting table forms).
+        (httpx.Response(400, json={"title": "Bad", "detail": "modelVariant required"}), e.OrchestratorValidationError,
+         "variant: variant required (choose dev or schnell)"),
+        (httpx.Response(400, json={"detail": "trainingData.sourceUrl not reachable"}), e.OrchestratorValidationError,
+         "dataset: trainingData.sourceUrl not reachable"),
+        (httpx.Response(400, json={"title": "Bad", "detail": "Something else"}), e.OrchestratorRequestError,
+         "Something else"),
     ],
 )  # fmt: skip
 async def test_error_statuses_become_typed_errors_without_the_token(

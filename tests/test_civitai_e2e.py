@@ -339,3 +339,143 @@ def test_request_bodies_are_checked_against_the_published_spec(sent: SentBodies)
     assert validate_request("WorkflowTemplate", body) == []
     body["steps"][0]["input"]["resolution"] = 512
     assert validate_request("WorkflowTemplate", body) != [], "the validator can fail"
+
+
+async def _one_epoch_run(sim: Simulator, session: OrchestratorSession, job: str) -> m.Workflow:
+    options = TrainingOptions.from_user(variant="dev", steps=100, epochs=1, sample_prompts="sks")
+    submitted = await session.submit(training_workflow(options.to_training_input(zip_data()), external_id=job))
+    assert submitted.id
+    await advance_to_processing(sim)
+    await sim.advance(seconds_per_epoch(sim, options))
+    return await session.get(submitted.id)
+
+
+async def test_blob_downloads_follow_the_documented_redirect_and_sizes_need_no_head(
+    sim: Simulator, session: OrchestratorSession
+) -> None:
+    finished = await _one_epoch_run(sim, session, "redirect")
+    epoch = finished.available_epochs()[0]
+    assert epoch.model is not None and epoch.model.url
+    # GET /v2/consumer/blobs/{id} answers 308 to the signed content URL (the document says so).
+    assert sim.base_url
+    via_redirect = await session.download(f"{sim.base_url}/v2/consumer/blobs/{epoch.model.id}")
+    assert via_redirect == await session.download(epoch.model.url)
+    async with httpx.AsyncClient() as anonymous:  # the signed URL is for GET only
+        assert (await anonymous.head(epoch.model.url)).status_code == 403
+    assert await session.content_length(epoch.model.url) == len(via_redirect)
+
+
+def _redirecting(location: str, hops: int = 1) -> httpx.MockTransport:
+    seen = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["n"] += 1
+        if seen["n"] <= hops:
+            return httpx.Response(308, headers={"Location": location})
+        return httpx.Response(200, content=b"data")
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize(
+    ("location", "hops", "outcome"),
+    [
+        ("https://storage.example/blob", 1, b"data"),
+        ("/v2/consumer/blobs/content/x", 1, b"data"),  # the orchestrator's own origin
+        ("http://storage.example/blob", 1, e.UnsafeRedirect),  # not https
+        ("https://storage.example/blob", 6, e.UnsafeRedirect),  # more than five hops
+    ],
+)
+async def test_redirects_are_followed_only_to_https_and_a_few_times(
+    location: str, hops: int, outcome: bytes | type[Exception]
+) -> None:
+    async with OrchestratorClient("http://orchestrator.test", transport=_redirecting(location, hops),
+                                  retry=FAST_RETRY) as client:
+        session = client.session(TOKEN)
+        if isinstance(outcome, bytes):
+            assert await session.download("http://orchestrator.test/v2/consumer/blobs/b1") == outcome
+        else:
+            with pytest.raises(outcome):
+                await session.download("http://orchestrator.test/v2/consumer/blobs/b1")
+
+
+async def test_the_token_never_follows_a_redirect_to_storage() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "orchestrator.test":
+            return httpx.Response(308, headers={"Location": "https://storage.example/signed"})
+        return httpx.Response(200, content=b"ok")
+
+    async with OrchestratorClient("http://orchestrator.test", transport=httpx.MockTransport(handler)) as client:
+        assert await client.session(TOKEN).download("http://orchestrator.test/v2/consumer/blobs/b1") == b"ok"
+    assert "Authorization" in seen[0].headers and "Authorization" not in seen[1].headers
+
+
+async def test_a_deleted_or_aged_out_workflow_answers_404(sim: Simulator, session: OrchestratorSession) -> None:
+    first = await _one_epoch_run(sim, session, "kept")
+    assert first.id and first.status == "succeeded"
+    second = (await session.submit(template("deleted"))).id
+    assert second
+    sim.delete(second)
+    with pytest.raises(e.NotFound):
+        await session.get(second)
+    await sim.advance(29 * 24 * 3600)
+    assert (await session.get(first.id)).status == "succeeded"  # kept 30 days after it ended
+    await sim.advance(2 * 24 * 3600)
+    with pytest.raises(e.NotFound):
+        await session.get(first.id)
+    assert (await session.list_by_tag("lora-trainer-bot")).items == []
+
+
+class RecordingRetry(RetryPolicy):
+    """Retries at once, remembering the Retry-After each retry was told."""
+
+    def __init__(self) -> None:
+        super().__init__(attempts=3, base_delay=0.0, max_delay=0.0)
+        object.__setattr__(self, "told", [])
+
+    def delay(self, retry_number: int, retry_after: float | None = None) -> float:
+        self.told.append(retry_after)  # type: ignore[attr-defined]
+        return 0.0
+
+
+@pytest.mark.parametrize("route", ["submit", "get", "list", "update", "upload_blob", "refresh_blob", "get_blob",
+                                   "blob_content"])
+async def test_a_429_with_retry_after_on_any_endpoint_is_waited_out(
+    sim: Simulator, client: OrchestratorClient, session: OrchestratorSession, route: str
+) -> None:
+    finished = await _one_epoch_run(sim, session, "rate-limited")
+    assert finished.id
+    epoch = finished.available_epochs()[0]
+    assert epoch.model is not None and epoch.model.url and sim.base_url
+    png = io.BytesIO()
+    Image.new("RGB", (32, 32)).save(png, "PNG")
+    calls = {
+        "submit": lambda: session.submit(template("rate-limited")),
+        "get": lambda: session.get(finished.id or ""),
+        "list": lambda: session.list_by_tag("lora-trainer-bot"),
+        "update": lambda: session.cancel(finished.id or ""),
+        "upload_blob": lambda: session.upload_blob(png.getvalue(), filename="a.png", content_type="image/png"),
+        "refresh_blob": lambda: session.refresh_blob(epoch.model.id),  # type: ignore[union-attr]
+        "get_blob": lambda: session.download(f"{sim.base_url}/v2/consumer/blobs/{epoch.model.id}"),  # type: ignore[union-attr]
+        "blob_content": lambda: session.download(epoch.model.url or ""),  # type: ignore[union-attr]
+    }
+    client.retry = RecordingRetry()
+    sim.faults.fail_next(1, 429, route=route, retry_after=7)
+    if route == "update":  # a finished run cannot be cancelled: 409 after the wait, never a 429
+        with pytest.raises(e.Conflict):
+            await calls[route]()
+    else:
+        await calls[route]()
+    assert client.retry.told == [7.0]  # type: ignore[attr-defined]
+
+
+async def test_a_submit_whose_answer_is_lost_after_the_workflow_was_made_is_charged_once(
+    sim: Simulator, session: OrchestratorSession
+) -> None:
+    sim.faults.lose_next_answer(1, 502, route="submit")
+    workflow = await session.submit(template("lost-answer"))
+    assert workflow.id and list(sim.workflows) == [workflow.id]
+    assert [c["type"] for c in sim.charges(TOKEN)] == ["debit"]

@@ -74,3 +74,43 @@ def test_messages_never_echo_a_registered_secret() -> None:
         e.OrchestratorValidationError.from_problem(ProblemDetails(errors={"steps[0].input.lr": [token]})),
     ):
         assert token not in error.user_message and token not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("path", "option"),
+    [
+        ("trainingData.sourceUrl", "dataset"),  # the form Civitai's troubleshooting table quotes
+        ("TrainingData.SourceUrl", "dataset"),
+        ("input.trainingData.sourceUrl", "dataset"),
+        ("$.input.networkDim", "network_dim"),
+        ("networkDim", "network_dim"),
+        ("samples.prompts[1]", "sample_prompts"),
+        ("modelVariant", "variant"),
+        ("tags[3]", "tags[3]"),  # workflow-level keys stay what they are
+        ("steps", "steps"),
+        ("callbacks[0].url", "callbacks[0].url"),
+    ],
+)
+def test_field_keys_without_the_step_prefix_map_to_options(path: str, option: str) -> None:
+    assert e.option_for_api_path(path) == option
+
+
+@pytest.mark.parametrize(
+    ("detail", "option"),
+    [
+        ("trainingData.sourceUrl not reachable", "dataset"),
+        ("modelVariant required", "variant"),
+        ("steps out of range", "steps"),
+        ("The field networkDim must be between 1 and 256.", "network_dim"),
+    ],
+)
+def test_a_400_with_only_a_detail_naming_a_field_is_that_fields_error(detail: str, option: str) -> None:
+    problem = ProblemDetails.model_validate({"title": "Bad Request", "status": 400, "detail": detail})
+    error = e.OrchestratorValidationError.from_problem(problem)
+    assert list(error.field_errors) == [option]
+    assert error.refuses_dataset == (option == "dataset")
+
+
+def test_a_detail_naming_no_field_stays_a_plain_refusal() -> None:
+    problem = ProblemDetails.model_validate({"status": 400, "detail": "Something else went wrong."})
+    assert e.OrchestratorValidationError.from_problem(problem).field_errors == {}

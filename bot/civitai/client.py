@@ -45,6 +45,8 @@ DEFAULT_DOWNLOAD_LIMIT = 1024 * 1024 * 1024
 # Connections to the orchestrator at once (httpx's default); long-polls hold one for their wait,
 # so the tracker keeps them to a share of this (``LONG_POLLS_AT_ONCE``).
 MAX_CONNECTIONS = 100
+MAX_REDIRECTS = 5
+_CONTENT_RANGE_TOTAL = re.compile(r"/(\d+)\s*$")
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -109,7 +111,8 @@ def error_for_response(
     problem = _problem(response)
     if status == 409:
         return e.Conflict(problem.detail if problem else None)
-    if problem is not None and problem.errors:
+    if problem is not None and (problem.errors or (status == 400 and problem.detail
+                                                   and e.option_named_in(problem.detail))):
         return e.OrchestratorValidationError.from_problem(problem, status=status)
     detail = (problem.detail or problem.title) if problem else response.text[:300]
     return e.OrchestratorRequestError(status, detail or None)
@@ -209,6 +212,11 @@ class OrchestratorClient:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def is_api_call(self, request: httpx.Request) -> bool:
+        """A call authenticated by the token (not a signed content URL, which carries its own
+        grant: a 401 there means the grant expired, not that the token was refused)."""
+        return self.is_own_origin(str(request.url)) and BLOBS + "/content/" not in request.url.path
+
     def operation(self, request: httpx.Request) -> str:
         """What a request does, as the metrics label it (``submit``, ``get``, ``download``…)."""
         base = self._http.base_url.path.rstrip("/")
@@ -270,15 +278,48 @@ class OrchestratorClient:
             raise
         self._count(request)
 
+    def redirect_target(self, response: httpx.Response) -> httpx.URL | None:
+        """Where a redirect may be followed: https, or the orchestrator's own origin (the
+        simulator serves plain http on loopback). None when the answer is not a redirect."""
+        location = response.headers.get("Location")
+        if not response.is_redirect or not location:
+            return None
+        target = response.url.join(location)
+        if target.scheme != "https" and not self.is_own_origin(str(target)):
+            raise e.UnsafeRedirect()
+        return target
+
+    async def open_stream(self, request: httpx.Request) -> httpx.Response:
+        """Send a download request, following at most ``MAX_REDIRECTS`` redirects (``GET
+        /v2/consumer/blobs/{id}`` answers 308 to its content). The token goes only to the
+        orchestrator's own origin, never to the storage a redirect leads to."""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TimeoutException:
+                raise e.OrchestratorTimeout() from None
+            except httpx.TransportError:
+                raise e.OrchestratorUnreachable() from None
+            try:
+                target = self.redirect_target(response)
+            except e.OrchestratorError:
+                await response.aclose()
+                raise
+            if target is None:
+                return response
+            await response.aclose()
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("authorization", "host")}
+            if self.is_own_origin(str(target)):
+                headers["Authorization"] = request.headers.get("Authorization", "")
+            request = self._http.build_request(request.method, target, headers=headers)
+        raise e.UnsafeRedirect(f"more than {MAX_REDIRECTS} redirects")
+
     async def _stream_to(self, request: httpx.Request, sink: Callable[[bytes], object], max_bytes: int) -> None:
+        response = await self.open_stream(request)
         try:
-            response = await self._http.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise e.OrchestratorTimeout() from None
-        except httpx.TransportError:
-            raise e.OrchestratorUnreachable() from None
-        try:
-            if response.status_code in (403, 410):  # how storage says a signed URL has expired
+            if response.status_code in (403, 410) or (
+                response.status_code == 401 and not self.is_api_call(response.request)
+            ):  # how storage (or the orchestrator's content route) says a signed URL has expired
                 raise e.DownloadLinkExpired()
             if not response.is_success:
                 await response.aread()
@@ -380,10 +421,26 @@ class OrchestratorSession:
     async def upload_blob(
         self, data: bytes | Path, *, filename: str, content_type: str = "application/octet-stream"
     ) -> Blob:
-        """Upload one file (multipart form-data, field ``file``); its AIR is ``blob.air``."""
+        """Upload one file (multipart form-data, field ``file``); its AIR is ``blob.air``.
+
+        The service moderates uploads on the fly: refused content is answered 422, or comes
+        back as a blob that is not available and says why (``blockedReason``). Both raise
+        ``BlobRefused`` naming the file."""
         content = await asyncio.to_thread(data.read_bytes) if isinstance(data, Path) else data
-        response = await self._call("POST", BLOBS, files={"file": (filename, content, content_type)})
-        return _parse(Blob, response)
+        try:
+            response = await self._call("POST", BLOBS, files={"file": (filename, content, content_type)})
+        except e.OrchestratorRequestError as error:
+            if error.status == 422:
+                raise e.BlobRefused(filename, error.detail) from None
+            raise
+        blob = _parse(Blob, response)
+        if blob.blocked_reason or not blob.id:
+            raise e.BlobRefused(filename, blob.blocked_reason)
+        if not blob.available:
+            # Not documented whether a fresh upload may still be in processing: the submit
+            # that names it is validated by the service anyway.
+            log.warning("uploaded blob %s is not available yet (no blocked reason given)", blob.id)
+        return blob
 
     async def refresh_blob(self, blob_id: str) -> Blob:
         """A fresh signed URL for a blob (signed URLs expire within minutes to hours)."""
@@ -430,16 +487,28 @@ class OrchestratorSession:
             partial.unlink(missing_ok=True)
 
     async def content_length(self, url: str) -> int | None:
-        """The size of the file behind a blob URL (a HEAD request), or None when it is not told."""
-        headers = self._auth() if self._client.is_own_origin(url) else {}
+        """The size of the file behind a blob URL, or None when it is not told.
+
+        A ranged GET of the first byte (``Content-Range: bytes 0-0/<size>``), not a HEAD:
+        signed storage URLs are commonly signed for GET only and refuse HEAD. A server that
+        ignores the range answers 200 with the whole file's length, and its body is not read."""
+        headers = {"Range": "bytes=0-0", **(self._auth() if self._client.is_own_origin(url) else {})}
+        request = self._client.build_request("GET", url, headers=headers)
         try:
-            response = await self._client.send_once(self._client.build_request("HEAD", url, headers=headers))
+            response = await self._client.open_stream(request)
         except e.OrchestratorError:
             return None
         try:
-            return int(response.headers["Content-Length"])
-        except (KeyError, ValueError):
+            if response.status_code == 206:
+                match = _CONTENT_RANGE_TOTAL.search(response.headers.get("Content-Range", ""))
+                return int(match.group(1)) if match else None
+            if response.status_code == 200 and "Content-Length" in response.headers:
+                return int(response.headers["Content-Length"])
             return None
+        except ValueError:
+            return None
+        finally:
+            await response.aclose()
 
     async def check_token(self) -> None:
         """A cheap authenticated read; raises ``Unauthorized`` when the token is refused."""

@@ -50,25 +50,53 @@ _FIX_HINTS: dict[str, str] = {
     "dataset": "the dataset link may have expired or be private: submit again and the bot signs a fresh one",
 }
 
-_STEP_INPUT_PREFIX = re.compile(r"^(?:\$\.)?(?:steps\[\d+\]\.input)(?:\.|$)", re.IGNORECASE)
+_STEP_INPUT_PREFIX = re.compile(r"^(?:\$\.)?(?:steps\[\d+\]\.)?input(?:\.|$)", re.IGNORECASE)
 _INDEX = re.compile(r"\[\d+\]")
+# Fields of the workflow itself: an unprefixed key naming one of these is not a training option.
+_WORKFLOW_FIELDS = frozenset({"steps", "tags", "callbacks", "metadata", "externalid", "arguments", "tips"})
+# Names the service may use in a bare ``detail`` text for a field the table knows under its path.
+_DETAIL_ALIASES = {"sourceUrl": "dataset", "network_dim": "network_dim", "network_alpha": "network_alpha"}
 
 
-def option_for_api_path(path: str) -> str:
-    """The option a problem+json error key refers to, e.g. ``steps[0].input.networkDim`` →
-    ``network_dim``. Keys outside the training input are returned as they are (``request`` when
-    empty)."""
-    rest = _STEP_INPUT_PREFIX.sub("", path.strip(), count=1)
-    if rest == path.strip() and not path.lower().startswith(("steps[", "$.steps[")):
-        # Not under a step's input: a workflow-level field or a free-form key.
-        return path.strip().removeprefix("$.") or "request"
-    plain = _INDEX.sub("", rest)
-    parts = plain.split(".")
+def _option_of(plain: str) -> str | None:
+    parts = _INDEX.sub("", plain).split(".")
     for length in range(len(parts), 0, -1):
         option = _OPTION_BY_LOWER.get(".".join(parts[:length]).lower())
         if option is not None:
             return option
-    return plain or "request"
+    return None
+
+
+def option_for_api_path(path: str) -> str:
+    """The option a problem+json error key refers to, in every form the service uses:
+    ``steps[0].input.networkDim``, ``$.steps[0].input.networkDim``, ``input.networkDim`` and the
+    bare ``trainingData.sourceUrl`` of Civitai's troubleshooting table. Workflow-level keys
+    (``externalId``, ``tags``…) and unknown ones are returned as they are (``request`` when
+    empty)."""
+    key = path.strip().removeprefix("$.")
+    rest = _STEP_INPUT_PREFIX.sub("", key, count=1)
+    under_input = rest != key or key.lower().startswith("steps[")
+    if not under_input and _INDEX.sub("", key.split(".")[0]).lower() in _WORKFLOW_FIELDS:
+        return key or "request"
+    option = _option_of(rest)
+    if option is not None:
+        return option
+    return (_INDEX.sub("", rest) if under_input else key) or "request"
+
+
+_DETAIL_FIELDS = sorted({**OPTION_FOR_API_FIELD, **_DETAIL_ALIASES, "trainingData.sourceUrl": "dataset"}.items(),
+                        key=lambda item: -len(item[0]))
+
+
+def option_named_in(detail: str) -> str | None:
+    """The option a free-text refusal is about ("trainingData.sourceUrl not reachable",
+    "modelVariant required", "steps out of range"), or None when it names no field."""
+    found = [
+        (match.start(), option)
+        for api_name, option in _DETAIL_FIELDS
+        if (match := re.search(rf"(?<![\w.]){re.escape(api_name)}(?![\w])", detail, re.IGNORECASE))
+    ]
+    return min(found)[1] if found else None
 
 
 def _rename_api_fields(message: str) -> str:
@@ -127,14 +155,46 @@ class OrchestratorValidationError(OrchestratorError):
             title="Civitai refused the request",
         )
 
+    @property
+    def refuses_dataset(self) -> bool:
+        """The service would not take the training data (e.g. it cannot fetch the zip's URL)."""
+        return "dataset" in self.field_errors
+
     @classmethod
     def from_problem(cls, problem: ProblemDetails, *, status: int = 400) -> OrchestratorValidationError:
+        """Field errors keyed by option; a problem with only a ``detail`` text that names a field
+        ("trainingData.sourceUrl not reachable") counts as that field's error."""
         fields: dict[str, list[str]] = {}
         for path, messages in (problem.errors or {}).items():
             option = option_for_api_path(path)
             fields.setdefault(option, []).extend(redact(_rename_api_fields(m)) for m in messages)
         detail = redact(problem.detail or problem.title or "") or None
+        if not fields and problem.detail:
+            named = option_named_in(problem.detail)
+            if named is not None:
+                fields[named] = [redact(_rename_api_fields(problem.detail))]
         return cls(fields, detail=detail, status=problem.status or status)
+
+
+class BlobRefused(OrchestratorValidationError):
+    """Civitai's moderation refused an uploaded image (422, or a blob that came back blocked).
+
+    A validation error: the run was surely not submitted, and the member learns which image
+    to replace before anything is paid."""
+
+    def __init__(self, filename: str, reason: str | None) -> None:
+        self.filename = filename
+        self.reason = redact(reason)[:300] if reason else "it did not pass Civitai's moderation"
+        super().__init__({"dataset": [f"{filename}: {self.reason}"]}, status=422)
+        self.user_message = (
+            f"Civitai refused the image **{filename}** when the bot uploaded it: {self.reason}.\n"
+            "Remove or replace that image in the zip and run `/train flux1` again. Nothing was charged."
+        )
+        self.title = "Image refused by Civitai"
+
+    @property
+    def refuses_dataset(self) -> bool:
+        return False  # one image, not the way the dataset was sent
 
 
 class InsufficientBuzz(OrchestratorError):
@@ -221,7 +281,8 @@ class OrchestratorRequestError(OrchestratorError):
     """Any other refusal (400 without field errors, 413, 415, 422…)."""
 
     def __init__(self, status: int, detail: str | None = None) -> None:
-        said = f": {redact(detail)[:300]}" if detail else ""
+        self.detail = redact(detail)[:300] if detail else None
+        said = f": {self.detail}" if self.detail else ""
         super().__init__(f"Civitai refused the request (HTTP {status}){said}.", status=status)
 
 
@@ -259,6 +320,17 @@ class UnexpectedResponse(OrchestratorError):
             f"Civitai answered in an unexpected way (HTTP {status}). Try again in a few minutes; "
             "if it keeps happening, tell the bot's operator.",
             status=status,
+        )
+
+
+class UnsafeRedirect(OrchestratorError):
+    """A download redirected somewhere the bot does not follow (not https, or too many hops)."""
+
+    def __init__(self, why: str = "to an address that is not https") -> None:
+        super().__init__(
+            f"Civitai's download link redirected {why}, so the bot did not follow it. Try again later; "
+            "if it keeps happening, tell the bot's operator.",
+            title="Download not followed",
         )
 
 

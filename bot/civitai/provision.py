@@ -17,6 +17,7 @@ from bot.config import CivitaiMode, Settings
 from storage import Store
 
 log = logging.getLogger(__name__)
+SIMULATOR_DIR = "simulator"
 
 
 @dataclass
@@ -46,7 +47,11 @@ async def start_orchestrator(
     if not await wants_simulation(settings, store):
         log.info("Using the Civitai orchestrator at %s", settings.orchestrator_url)
         return Orchestrator(OrchestratorClient(settings.orchestrator_url, metrics=metrics), None)
-    simulator = Simulator(speed=settings.simulator_speed, accept_any_token=True)
+    # Its state lives beside the bot's: a restarted bot finds its simulated runs where the
+    # simulated time (which went on meanwhile) has taken them.
+    simulator = Simulator(
+        speed=settings.simulator_speed, accept_any_token=True, data_dir=settings.data_dir / SIMULATOR_DIR
+    )
     # No access log: the bot's client already logs each call (at DEBUG, with the job's ids); the
     # simulator's lines would repeat them at INFO, signed blob URLs included.
     base_url = await simulator.start("127.0.0.1", 0, access_log=False)

@@ -123,8 +123,8 @@ _LOST: dict[LostReason, tuple[str, str, str]] = {  # headline, what happened, wh
 }
 _SIMULATOR_FORGOT = (
     "The simulator no longer has this run",
-    "The built-in simulator says the run does not exist (it keeps runs in memory only: a restart of the bot "
-    "loses them), so I can no longer follow it.",
+    "The built-in simulator says the run does not exist (its data folder was removed, or the run is older "
+    "than the 30 days it keeps runs), so I can no longer follow it.",
     "Start it again with `/train flux1`.",
 )
 

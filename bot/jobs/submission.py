@@ -50,6 +50,7 @@ from bot.jobs.recovery import (
     find_workflow,
     workflow_tag,
 )
+from bot.jobs.transport import FALLBACK_NOTE, UploadedDatasets, remember_fallback, transport_for
 from bot.logging_setup import about_job, job_context
 from bot.secretbox import SecretBox
 from bot.web.signing import DatasetUrlSigner
@@ -61,11 +62,16 @@ log = logging.getLogger(__name__)
 # The interaction token behind the confirmation lives 15 minutes; so does the confirmation.
 CONFIRMATION_TTL = timedelta(minutes=15)
 WORKFLOW_TAG = "lora-trainer-bot"
-TRANSPORT_FALLBACK_KEY = "dataset_transport_fallback"
-# Whatif prices a run without fetching its data, so a placeholder stands in for the dataset
-# when it would only exist after uploads (the blobs transport).
-WHATIF_PLACEHOLDER_URL = "https://civitai.com/lora-trainer-bot/price-only/dataset.zip"
 BLOB_UPLOAD_CONCURRENCY = 4
+
+
+class DatasetGone(UserFacingError):
+    def __init__(self, retention_days: int) -> None:
+        super().__init__(
+            f"The stored dataset for this job is gone (datasets are kept for {retention_days} days). "
+            "Run `/train flux1` again with the zip.",
+            title="Dataset no longer stored",
+        )
 
 
 class JobNotFound(UserFacingError):
@@ -144,6 +150,8 @@ class Pricing:
     is_estimate: bool
     # Whatif says the paying account holds less Buzz than the run costs (a submit would be refused).
     short_of_buzz: bool = False
+    # Told with the quote, once (e.g. the switch from the hosted link to blob uploads).
+    notes: tuple[str, ...] = ()
 
 
 SHORT_OF_BUZZ_PREFIX = "the paying Civitai account has less than"
@@ -204,6 +212,7 @@ class TrainingService:
         self.simulated = simulated
         self.policy = TrainingPolicy(store, clock)
         self.audit = audit  # each submit becomes a line in the server's log channel
+        self.uploads = UploadedDatasets()  # made when pricing, reused by the submit
         # Asks the tracker to look at a job again after a delay (a submit whose outcome is unknown).
         self.recheck: Callable[[str, float], None] | None = None
 
@@ -245,7 +254,9 @@ class TrainingService:
             prompts = await asyncio.to_thread(default_sample_prompts, dataset.zip_path, options.trigger_word)
             options = replace(options, sample_prompts=tuple(prompts))
         breakdown = estimate_price(options.steps, options.epochs, len(options.sample_prompts))
-        pricing = await self._whatif_price(account, options, dataset.digest, dataset.image_count, breakdown)
+        pricing = await self._whatif_price(
+            account, options, dataset.digest, dataset.image_count, breakdown, guild_id=requester.guild_id
+        )
         price, is_estimate = pricing.price, pricing.is_estimate
         await self.policy.check_budget(guild, requester.member.user_id, price)
         job = await self.store.jobs.create(
@@ -287,20 +298,57 @@ class TrainingService:
         digest: str,
         image_count: int,
         breakdown: PriceBreakdown,
+        *,
+        guild_id: int,
     ) -> Pricing:
-        url = self.signer.url_for(digest) if self.signer else WHATIF_PLACEHOLDER_URL
-        data = m.ZipTrainingData(source_url=url, count=image_count)
-        template = self._template(options, data, external_id=None, callback_url=None, job_id=None)
+        """Price with whatif, sending the dataset the way the submit will. A refused hosted URL
+        switches the server to blob uploads (and says so once); a refused image is raised
+        (``BlobRefused``) so the member replaces it before paying."""
+        session = self.orchestrator.session(account.token)
+        notes: tuple[str, ...] = ()
         try:
-            workflow = await self.orchestrator.session(account.token).submit(template, whatif=True)
+            data = await self._dataset_data(session, account, guild_id, digest, image_count, for_whatif=True)
+            try:
+                workflow = await session.submit(self._priced_template(options, data), whatif=True)
+            except OrchestratorValidationError as exc:
+                if not (exc.refuses_dataset and isinstance(data, m.ZipTrainingData)):
+                    raise
+                await self._fall_back_to_blobs(guild_id)
+                notes = (FALLBACK_NOTE,)
+                data = await self._uploaded_blobs(session, account, digest)
+                workflow = await session.submit(self._priced_template(options, data), whatif=True)
         except (OrchestratorUnreachable, OrchestratorServerError, RateLimited) as exc:
             log.warning("whatif pricing unavailable (%s); showing the formula as an estimate", type(exc).__name__)
-            return Pricing(breakdown.total, True)
+            return Pricing(breakdown.total, True, notes=notes)
         price = price_from_workflow(workflow)
         if price is None:
-            return Pricing(breakdown.total, True)
+            return Pricing(breakdown.total, True, notes=notes)
         short = bool(workflow.transactions and workflow.transactions.insufficient_buzz)
-        return Pricing(price, False, short_of_buzz=short)
+        return Pricing(price, False, short_of_buzz=short, notes=notes)
+
+    def _priced_template(self, options: TrainingOptions, data: m.TrainingData) -> m.WorkflowTemplate:
+        return self._template(options, data, external_id=None, callback_url=None, job_id=None)
+
+    async def _dataset_data(
+        self,
+        session: OrchestratorSession,
+        account: PayingAccount,
+        guild_id: int,
+        digest: str,
+        image_count: int,
+        *,
+        for_whatif: bool = False,
+    ) -> m.ZipTrainingData | m.BlobsTrainingData:
+        """The training data as this server sends it: the signed zip URL, or uploaded blobs."""
+        if await self._transport(guild_id) is DatasetTransport.HOSTED and self.signer is not None:
+            url = self.signer.url_for(digest) if for_whatif else self.signer.url_for(digest, now=self.clock.timestamp())
+            return m.ZipTrainingData(source_url=url, count=image_count)
+        return await self._uploaded_blobs(session, account, digest)
+
+    async def _fall_back_to_blobs(self, guild_id: int) -> None:
+        log.warning("The orchestrator refused the hosted dataset URL; server %d uses blob uploads from now on",
+                    guild_id)  # fmt: skip
+        await remember_fallback(self.store, guild_id)
 
     async def update_sample_prompts(self, job_id: str, requester: Requester, prompts: list[str]) -> Quote | None:
         """Edit sample prompts on a draft and price it again (whatif, else the formula).
@@ -325,7 +373,9 @@ class TrainingService:
         if pending is None:
             return None
         account = await self.paying_account(requester)
-        pricing = await self._whatif_price(account, options, job.dataset_digest, job.image_count, breakdown)
+        pricing = await self._whatif_price(
+            account, options, job.dataset_digest, job.image_count, breakdown, guild_id=job.guild_id
+        )
         quoted = None if pricing.is_estimate else pricing.price
         params = options.as_dict()
         priced = await self.store.jobs.update_draft(job.id, params, breakdown.total, quoted, revision=pending)
@@ -536,34 +586,39 @@ class TrainingService:
             secret = hook_secret_for(self.hook_key, job.id)
             await self.store.jobs.set_hook_secret_hash(job.id, hash_hook_secret(secret))
             callback_url = hook_url(self.settings.public_url, job.id, secret)
-        transport = await self._transport()
-        if transport is DatasetTransport.HOSTED and self.signer is not None:
-            data: m.ZipTrainingData | m.BlobsTrainingData = m.ZipTrainingData(
-                source_url=self.signer.url_for(job.dataset_digest, now=self.clock.timestamp()),
-                count=job.image_count,
-            )
-            template = self._template(
-                options, data, external_id=job.external_id, callback_url=callback_url, job_id=job.id
-            )
-            try:
-                return await self._send(session, template, job, attempt)
-            except OrchestratorValidationError as exc:
-                if "dataset" not in exc.field_errors:
-                    raise
-                log.warning("The orchestrator refused the hosted dataset URL; using blob uploads from now on")
-                await self.store.set_meta(TRANSPORT_FALLBACK_KEY, DatasetTransport.BLOBS.value)
-        data = await self._upload_blobs(session, job)
-        template = self._template(options, data, external_id=job.external_id, callback_url=callback_url, job_id=job.id)
-        return await self._send(session, template, job, attempt)
+        self.dataset_path(job)  # a dataset gone from the store is told before anything is sent
+        data = await self._dataset_data(session, account, job.guild_id, job.dataset_digest, job.image_count)
 
-    async def _transport(self) -> DatasetTransport:
-        transport = self.settings.effective_transport()
-        if transport is DatasetTransport.HOSTED and await self.store.get_meta(TRANSPORT_FALLBACK_KEY):
-            return DatasetTransport.BLOBS
-        return transport
+        def template(data: m.TrainingData) -> m.WorkflowTemplate:
+            return self._template(options, data, external_id=job.external_id, callback_url=callback_url, job_id=job.id)
 
-    async def _upload_blobs(self, session: OrchestratorSession, job: Job) -> m.BlobsTrainingData:
-        path = self.dataset_path(job)
+        try:
+            return await self._send(session, template(data), job, attempt)
+        except OrchestratorValidationError as exc:
+            if not (exc.refuses_dataset and isinstance(data, m.ZipTrainingData)):
+                raise
+            await self._fall_back_to_blobs(job.guild_id)
+        data = await self._uploaded_blobs(session, account, job.dataset_digest)
+        return await self._send(session, template(data), job, attempt)
+
+    async def _transport(self, guild_id: int) -> DatasetTransport:
+        return await transport_for(self.settings, self.store, guild_id, can_host=self.signer is not None)
+
+    async def _uploaded_blobs(
+        self, session: OrchestratorSession, account: PayingAccount, digest: str
+    ) -> m.BlobsTrainingData:
+        """The dataset's images as blobs: the ones uploaded for this token and dataset a moment
+        ago (when the run was priced), else uploaded now."""
+        data = self.uploads.get(account.token, digest)
+        if data is None:
+            path = self.datasets.path_for(digest)
+            if path is None:
+                raise DatasetGone(self.settings.dataset_retention_days)
+            data = await self._upload_blobs(session, path)
+            self.uploads.put(account.token, digest, data)
+        return data
+
+    async def _upload_blobs(self, session: OrchestratorSession, path: Path) -> m.BlobsTrainingData:
         limit = asyncio.Semaphore(BLOB_UPLOAD_CONCURRENCY)
 
         async def upload(name: str, data: bytes, caption: str | None) -> m.BlobTrainingItem:
@@ -580,11 +635,7 @@ class TrainingService:
     def dataset_path(self, job: Job) -> Path:
         path = self.datasets.path_for(job.dataset_digest)
         if path is None:
-            raise UserFacingError(
-                "The stored dataset for this job is gone (datasets are kept for "
-                f"{self.settings.dataset_retention_days} days). Run `/train flux1` again with the zip.",
-                title="Dataset no longer stored",
-            )
+            raise DatasetGone(self.settings.dataset_retention_days)
         return path
 
     @staticmethod
@@ -645,7 +696,8 @@ def _refused(exc: Exception) -> bool:
 
 
 def _buzz_warning(pricing: Pricing) -> list[str]:
-    return [short_of_buzz_warning(pricing.price)] if pricing.short_of_buzz else []
+    """What the quote warns about from pricing: too little Buzz, and notes told once."""
+    return ([short_of_buzz_warning(pricing.price)] if pricing.short_of_buzz else []) + list(pricing.notes)
 
 
 __all__ = ["OrchestratorError", "Quote", "Requester", "Submission", "TrainingService"]

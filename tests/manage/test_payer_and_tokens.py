@@ -16,6 +16,7 @@ import pytest
 
 from bot.app import TrainerBot
 from bot.civitai.simulator import Simulator
+from bot.civitai.simulator.state import owner_key
 from bot.config import CivitaiMode
 from storage.models import JobStatus, TokenSource
 from tests.manage.helpers import train, train_refused
@@ -105,7 +106,7 @@ async def test_who_pays_decides_the_token_and_tokens_never_leak(
     assert said.startswith("Token linked")
     job = await train(bot, alice)
     assert job.token_source is TokenSource.SERVER and job.status is JobStatus.SUBMITTED and not job.simulated
-    assert civitai._records[job.workflow_id or ""].token == SERVER_TOKEN
+    assert civitai._records[job.workflow_id or ""].owner == owner_key(SERVER_TOKEN)
 
     # Cancelling uses the account that submitted it.
     prompt = await (await alice.slash("jobs cancel", job=job.id)).reply()
@@ -123,7 +124,7 @@ async def test_who_pays_decides_the_token_and_tokens_never_leak(
     assert "your runs here use it" in said
     job = await train(bot, alice)
     assert job.token_source is TokenSource.USER
-    assert civitai._records[job.workflow_id or ""].token == ALICE_TOKEN
+    assert civitai._records[job.workflow_id or ""].owner == owner_key(ALICE_TOKEN)
 
     # Forgetting the token: at once, and the run it pays for is named, since nothing can stop it now.
     ix = await alice.slash("account forget")

@@ -49,9 +49,22 @@ async def test_external_id_replay_returns_the_same_workflow_and_charges_once(sim
     assert len(sim.workflows) == 1
 
 
+async def test_a_whatif_with_an_external_id_creates_nothing_and_is_not_remembered(sim: Simulator, api: Api) -> None:
+    body = training_body(external_id="job-7")
+    priced = await api.submit(body, whatif="true")
+    assert priced.status_code == 200 and priced.json()["id"] is None and sim.workflows == {}
+    real = await api.submit(body)
+    assert real.status_code == 202 and real.json()["id"] in sim.workflows
+    assert [c["type"] for c in sim.charges(TOKEN)] == ["debit"]
+    again = await api.submit(body)  # the real submit is remembered: a repeat returns it
+    assert again.json()["id"] == real.json()["id"] and len(sim.charges(TOKEN)) == 1
+
+
 async def test_whatif_with_external_id_blocks_a_later_real_submit(sim: Simulator, api: Api) -> None:
-    """The published schema: a prior whatif with the same externalId counts as the existing workflow.
-    A client must therefore never send its externalId with a whatif."""
+    """The schema's description of externalId, modelled on demand: a prior whatif with the same
+    externalId counts as the existing workflow. A client must therefore never send its
+    externalId with a whatif."""
+    sim.whatif_keeps_external_id = True
     body = training_body(external_id="job-7")
     await api.submit(body, whatif="true")
     real = await api.submit(body)

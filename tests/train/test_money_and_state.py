@@ -12,6 +12,7 @@ import pytest
 
 import bot.jobs.submission as submission
 from bot.app import TrainerBot
+from bot.jobs.transport import UploadedDatasets
 from storage.models import JobStatus
 from tests.stage import Stage, StageMember
 from tests.train.helpers import attachment, charges, confirmation, is_confirmation, refused, simulator, submitted
@@ -194,6 +195,9 @@ async def test_a_slow_upload_keeps_its_lease_and_is_never_recovered_while_it_run
     services = trainer.services
     await alice.slash("train flux1", dataset=attachment(4))
     shown = await confirmation(alice)
+    # Pricing uploaded the images and the submit would reuse them: forget them, so the submit
+    # uploads again (as after a restart), slowly.
+    services.training.uploads = UploadedDatasets()
     simulator(trainer).faults.slow_next(4, delay=1.5, route="upload_blob")
     await alice.click(shown, label="Confirm")
     [job] = await services.store.jobs.list_for_user(alice.id)

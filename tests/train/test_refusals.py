@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.app import TrainerBot
 from tests.stage import Stage, StageMember
 from tests.train.helpers import assert_nothing_submitted, attachment, confirmation, refused, simulator, submitted
@@ -69,7 +71,8 @@ async def test_cooldown_says_how_long_to_wait(stage: Stage, trainer: TrainerBot,
     await alice.slash("train flux1", dataset=attachment(3))
     await confirmation(alice)
     reply = await refused(alice)
-    assert "you can use `/train flux1` again in 60 s" in reply.embed["description"]
+    # 60 s from the first command; pricing (which uploads the images) may take a second of it.
+    assert re.search(r"you can use `/train flux1` again in (59|60) s", reply.embed["description"])
     ix = await alice.slash("dataset check", dataset=attachment(3))
     await ix.reply(lambda m: "Dataset accepted" in m.text)  # its own cooldown
     ix = await alice.slash("dataset check", dataset=attachment(3))

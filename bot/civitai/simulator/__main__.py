@@ -1,6 +1,8 @@
 """Run the simulator standalone: ``python -m bot.civitai.simulator --port 8765 --speed 100``.
 
-Any bearer token is accepted with a default balance unless ``--token`` accounts are given.
+Any bearer token is accepted with a default balance unless ``--token`` accounts are given. With
+``--data DIR`` its state (accounts, workflows, blobs, its clock) is kept in DIR, so it can run
+beside a bot as a separate process across restarts of either.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from bot.civitai.simulator.server import Simulator
 
@@ -20,13 +23,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--balance", type=int, default=100_000, help="Buzz of each account")
     parser.add_argument("--token", action="append", default=[],
                         help="accept only these bearer tokens (repeatable); default: accept any")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="keep state in this directory (SQLite and blob files) across restarts")
+    parser.add_argument("--refuse-foreign-sources", action="store_true",
+                        help="refuse zip sourceUrls outside its own storage (clients must upload blobs)")
     return parser.parse_args(argv)
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    sim = Simulator(speed=args.speed, accept_any_token=not args.token, default_balance=args.balance)
+    sim = Simulator(speed=args.speed, accept_any_token=not args.token, default_balance=args.balance,
+                    data_dir=args.data, refuse_foreign_sources=args.refuse_foreign_sources)
     for token in args.token:
-        sim.add_account(token, args.balance)
+        sim.ensure_account(token, args.balance)
     base_url = await sim.start(args.host, args.port)
     print(f"Civitai orchestrator simulator on {base_url} (speed ×{args.speed:g}); Ctrl+C stops it.", flush=True)
     try:

@@ -189,7 +189,7 @@ class CaptionRun(Run):
 
     async def _run(self) -> None:
         sim, rec = self.sim, self.rec
-        await self._at(self.started + sim.timings.unassigned)
+        await self._at(rec.since + sim.timings.unassigned)
         if rec.fail_workflow:
             for state in rec.states:
                 state.status, state.reason = "failed", rec.fail_workflow

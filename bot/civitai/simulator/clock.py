@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
 class SimClock:
-    def __init__(self, speed: float = 1.0) -> None:
+    """``start``: the simulated second to begin at (a restored clock goes on where it was)."""
+
+    def __init__(self, speed: float = 1.0, start: float = 0.0) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self._speed = speed
         self._real_origin = time.monotonic()
-        self._sim_origin = 0.0
+        self._sim_origin = start
         self._moved = asyncio.Event()
+        # Told when the clock stops being a plain function of real time (speed set, advance).
+        self.on_move: Callable[[], None] | None = None
 
     def now(self) -> float:
         """Simulated seconds since the clock was made."""
@@ -41,6 +46,8 @@ class SimClock:
         self._wake()
 
     def _wake(self) -> None:
+        if self.on_move is not None:
+            self.on_move()
         self._moved.set()
         self._moved = asyncio.Event()
 
@@ -53,6 +60,16 @@ class SimClock:
                 await asyncio.wait_for(moved.wait(), timeout)
             except TimeoutError:
                 pass
+
+    def reading(self) -> dict[str, float]:
+        """What a later process needs to go on from here: simulated now, wall time, speed."""
+        return {"sim": self.now(), "wall": time.time(), "speed": self._speed}
+
+    @staticmethod
+    def resumed_at(reading: dict[str, float]) -> float:
+        """The simulated now of a clock last read as ``reading``: time went on at its speed
+        while no process ran it (a run started before a restart may have ended meanwhile)."""
+        return reading["sim"] + max(0.0, time.time() - reading["wall"]) * reading["speed"]
 
     def wall_time_in(self, sim_seconds: float) -> datetime:
         """The wall-clock moment ``sim_seconds`` of simulated time from now (for ETAs)."""

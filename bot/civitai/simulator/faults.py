@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from bot.civitai.simulator.state import WorkflowRecord
 
 # Route names usable in ``route=``: submit, list, get, update, delete, upload_blob, refresh_blob,
-# get_blob, blob_content.
+# get_blob, head_blob, blob_content.
 MODERATION_FAULTS = ("rejected", "underReview")
 
 
@@ -46,6 +46,16 @@ class HttpFault:
 
 
 @dataclass
+class UploadModeration:
+    """Uploads whose filename is in ``names`` are refused with ``reason``: answered 422
+    problem+json, or (``as_blob``) 201 with a blob that is not available and says why."""
+
+    names: frozenset[str]
+    reason: str
+    as_blob: bool = False
+
+
+@dataclass
 class CallbackFaults:
     duplicate: int = 0  # the next N events are delivered twice
     reorder: int = 0  # the next N events swap places with the event after them
@@ -59,6 +69,9 @@ class Faults:
         self.callbacks = CallbackFaults()
         self._next_run = RunFaults()
         self._workflows: dict[str, WorkflowRecord] = {}
+        self.refused_sources = 0  # the next N zip sourceUrls are refused as unreachable
+        self.source_error_form = "field"  # how: "field" (trainingData.sourceUrl), "prefixed", "detail"
+        self.upload_moderation: UploadModeration | None = None
 
     # --- HTTP -----------------------------------------------------------------------------------
     def fail_next(self, n: int = 1, status: int = 503, *, route: str | None = None,
@@ -81,6 +94,19 @@ class Faults:
         tell this from a lost answer)."""
         self._http.append(HttpFault(n, None, 0.0, route, None, drop=True))
 
+    def refuse_sources(self, n: int = 1, *, form: str = "field") -> None:
+        """The next ``n`` submits or whatifs with a zip ``sourceUrl`` are refused with 400 "not
+        reachable" (the URL is private or blocked for the service). ``form`` is how the refusal
+        names the field: ``field`` (``trainingData.sourceUrl``, as the troubleshooting table
+        quotes it), ``prefixed`` (``steps[0].input.trainingData.sourceUrl``) or ``detail``
+        (no ``errors``, only a ``detail`` text)."""
+        self.refused_sources, self.source_error_form = n, form
+
+    def block_uploads(self, *names: str, reason: str = "The image did not pass moderation.",
+                      as_blob: bool = False) -> None:
+        """Uploads named ``names`` (the multipart filename) are refused by moderation."""
+        self.upload_moderation = UploadModeration(frozenset(names), reason, as_blob)
+
     def slow_next(self, n: int = 1, delay: float = 1.0, *, route: str | None = None) -> None:
         """The next ``n`` calls wait ``delay`` real seconds before being handled."""
         self._http.append(HttpFault(n, None, delay, route, None))
@@ -89,6 +115,7 @@ class Faults:
         self._http.clear()
         self.callbacks = CallbackFaults()
         self._next_run = RunFaults()
+        self.refused_sources, self.upload_moderation = 0, None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -150,8 +177,12 @@ class Faults:
 
     def attach(self, rec: WorkflowRecord) -> None:
         """Hand pending next-run faults to a newly created workflow."""
-        assert rec.id is not None
         rec.faults, self._next_run = self._next_run, RunFaults()
+        self.adopt(rec)
+
+    def adopt(self, rec: WorkflowRecord) -> None:
+        """Let faults target a workflow by id (one restored from the data directory, too)."""
+        assert rec.id is not None
         self._workflows[rec.id] = rec
 
 

@@ -223,16 +223,17 @@ def expire_model(sim: Simulator, blob_id: str) -> None:
 
 
 def create(
-    sim: Simulator, token: str, body: dict[str, Any], plans: list[ImageStepPlan], whatif: bool
+    sim: Simulator, owner: str, body: dict[str, Any], plans: list[ImageStepPlan], whatif: bool
 ) -> ImageGenRecord:
-    """A priced estimate, or a workflow that has already rendered its images."""
-    account = sim.account(token)
+    """A priced estimate, or a workflow that has already rendered its images (``owner``: the
+    submitter's ``owner_key``)."""
+    account = sim.account_of(owner)
     assert account is not None
     total = sum(plan.price for plan in plans)
     training_plan = TrainingPlan({}, 0, 0, [], [], total, 0)
     ext = body.get("externalId")
     rec = ImageGenRecord(
-        None if whatif else new_id("wf-"), token, account.number, body, training_plan, ext,
+        None if whatif else new_id("wf-"), owner, account.number, body, training_plan, ext,
         tags=list(body.get("tags") or []), metadata=dict(body.get("metadata") or {}), image_steps=plans,
     )  # fmt: skip
     if whatif:
@@ -245,7 +246,7 @@ def create(
     for plan in plans:
         ids = []
         for index in range(plan.quantity):
-            blob = sim.blobs.reserve(token, "image")
+            blob = sim.blobs.reserve(owner, "image")
             data = render_image(plan, index, epochs)
             size = (plan.width // PREVIEW_SCALE, plan.height // PREVIEW_SCALE)
             sim.blobs.fill(blob, data, "image/png", f"image_{index}.png", size)

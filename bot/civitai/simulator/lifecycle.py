@@ -36,13 +36,23 @@ class Timings:
 
 
 class Run:
-    """Drives one workflow; ``idle`` tells ``Simulator.settle`` it is only waiting for time."""
+    """Drives one workflow; ``idle`` tells ``Simulator.settle`` it is only waiting for time.
 
-    def __init__(self, sim: Simulator, rec: WorkflowRecord) -> None:
+    Every wait is for an instant kept in the record (``since``, ``ready_at``, the epochs), so a
+    run restored after a restart goes on where simulated time has taken it: what is already past
+    happens at once, nothing that happened is done twice."""
+
+    def __init__(self, sim: Simulator, rec: WorkflowRecord, catch_up_until: float = float("-inf")) -> None:
         self.sim, self.rec = sim, rec
-        self.started = sim.clock.now()
+        # A run restored after a restart replays what happened while no process ran it at the
+        # planned instants; from the present on (and for a new run) changes happen when the
+        # work behind them is done, as real work takes real time (a dataset fetch, say).
+        self.catch_up_until = catch_up_until
         self._wake_at: float | None = None
         self._held = False
+
+    def _when(self, planned: float) -> float:
+        return planned if planned <= self.catch_up_until else self.sim.clock.now()
 
     @property
     def idle(self) -> bool:
@@ -72,60 +82,90 @@ class Run:
         sim, rec, timings = self.sim, self.rec, self.sim.timings
         plan = rec.plan
         training = timings.training(plan.steps, plan.epochs, len(plan.prompts))
-        await self._at(self.started + timings.unassigned)
-        rec.preceding_jobs = sim.queue_jobs
-        rec.eta_start = sim.clock.wall_time_in(timings.preparing + timings.scheduled)
-        rec.eta_complete = sim.clock.wall_time_in(timings.preparing + timings.scheduled + training)
-        sim.set_status(rec, "preparing")
+        if rec.status == "unassigned":
+            await self._at(rec.since + timings.unassigned)
+            rec.preceding_jobs = sim.queue_jobs
+            rec.eta_start = sim.clock.wall_time_in(timings.preparing + timings.scheduled)
+            rec.eta_complete = sim.clock.wall_time_in(timings.preparing + timings.scheduled + training)
+            sim.set_status(rec, "preparing", at=self._when(rec.since + timings.unassigned))
         thumbs = await self._load_dataset()
-        if not await self._moderate():
-            return
-        await self._at(sim.clock.now() + timings.preparing)
-        sim.set_status(rec, "scheduled")
-        await self._queue(timings.scheduled)
-        if rec.faults.expire:
-            sim.finish(rec, "expired", "expired")
-            return
-        rec.preceding_jobs, rec.progress = 0, 0.0
-        rec.eta_start, rec.eta_complete = sim.clock.wall_time_in(0), sim.clock.wall_time_in(training)
-        sim.set_status(rec, "processing")
-        await self._train(thumbs)
-        sim.finish(rec, "succeeded")
+        if rec.status == "preparing":
+            if not await self._moderate():
+                return
+            assert rec.ready_at is not None
+            await self._at(rec.ready_at)
+            sim.set_status(rec, "scheduled", at=self._when(rec.ready_at))
+        if rec.status == "scheduled":
+            queued = rec.since + timings.scheduled
+            await self._queue(timings.scheduled)
+            if rec.faults.expire:
+                sim.finish(rec, "expired", "expired", at=self._when(queued))
+                return
+            rec.preceding_jobs, rec.progress = 0, 0.0
+            rec.eta_start, rec.eta_complete = sim.clock.wall_time_in(0), sim.clock.wall_time_in(training)
+            sim.set_status(rec, "processing", at=self._when(queued))
+        if rec.status == "processing":
+            await self._train(thumbs)
+            sim.finish(rec, "succeeded", at=self._when(rec.since + training))
 
     async def _queue(self, duration: float) -> None:
         """The queue ahead shrinks while scheduled (visible in ``queuePosition``, no events)."""
-        slices = (self.rec.preceding_jobs or 0) + 1
-        start = self.sim.clock.now()
+        slices = self.sim.queue_jobs + 1
+        start = self.rec.since
         for i in range(1, slices + 1):
             await self._at(start + duration * i / slices)
-            self.rec.preceding_jobs = max(0, slices - 1 - i)
-            self.rec.touch()
+            preceding = max(0, slices - 1 - i)
+            if preceding != self.rec.preceding_jobs:
+                self.rec.preceding_jobs = preceding
+                self.rec.touch()
 
     async def _load_dataset(self) -> list[bytes]:
-        sim, plan = self.sim, self.rec.plan
-        data = plan.input["trainingData"]
-        if data["type"] == "zip":
-            sim.dataset_fetches.append(data["sourceUrl"])
-            url = route_url(data["sourceUrl"], sim.host_routes)
-            return await fetch_zip(sim.http_session(), url, data["count"])
-        images = [sim.blobs.read(blob_id) for blob_id in plan.blob_ids[:THUMBNAILS]]
+        """The dataset's thumbnails (small JPEGs): fetched once, then kept as blobs (a restored
+        run reuses them)."""
+        sim, rec = self.sim, self.rec
+        plan = rec.plan
+        if rec.thumb_blob_ids is None:
+            data = plan.input["trainingData"]
+            if data["type"] == "zip":
+                sim.dataset_fetches.append(data["sourceUrl"])
+                url = route_url(data["sourceUrl"], sim.host_routes)
+                thumbs = await fetch_zip(sim.http_session(), url, data["count"])
+                rec.thumb_blob_ids = [self._keep(thumb) for thumb in thumbs]
+            else:
+                rec.thumb_blob_ids = list(plan.blob_ids[:THUMBNAILS])
+            rec.touch()
+        images = [sim.blobs.read(blob_id) for blob_id in rec.thumb_blob_ids]
         return await asyncio.to_thread(thumbnails, images)  # decoding photos: off the loop
+
+    def _keep(self, thumb: bytes) -> str:
+        """Keep a thumbnail (a small JPEG) as a blob of the run's owner."""
+        blob = self.sim.blobs.reserve(self.rec.owner, "thumbnail")
+        return self.sim.blobs.fill(blob, thumb, "image/jpeg", "thumbnail.jpg").id
 
     async def _moderate(self) -> bool:
         rec = self.rec
+        if rec.moderation == "approved":
+            return True  # decided before a restart
+        # Preparing lasts its time after the dataset was fetched (since it began, when replayed).
+        preparing = self.sim.timings.preparing
+        replayed = rec.since + preparing <= self.catch_up_until
+        rec.ready_at = (rec.since if replayed else self.sim.clock.now()) + preparing
         held = rec.faults.moderation == "underReview"
         if held:
             # A human is called in after the dataset was looked at for a while, well after the
             # status turned ``preparing``: a receiver hears of the hold only through its event.
-            await self._at(self.sim.clock.now() + self.sim.timings.preparing / 2)
+            await self._at(rec.since + self.sim.timings.preparing / 2)
             rec.review = asyncio.get_running_loop().create_future()
-            self._set_moderation("underReview", announce=True)
+            if rec.moderation != "underReview":
+                self._set_moderation("underReview", announce=True)
             self._held = True
             try:
                 approved = await rec.review
             finally:
                 self._held = False
             rec.faults.moderation = None if approved else "rejected"
+            # Preparing goes on for a while after the human's decision.
+            rec.ready_at = max(rec.ready_at, self.sim.clock.now() + self.sim.timings.preparing / 2)
         if rec.faults.moderation == "rejected":
             self._set_moderation("rejected", announce=False)  # the failure's events follow
             self.sim.finish(rec, "failed", "blocked")
@@ -144,16 +184,18 @@ class Run:
     async def _train(self, thumbs: list[bytes]) -> None:
         sim, rec, timings = self.sim, self.rec, self.sim.timings
         plan = rec.plan
-        start, samples_time = sim.clock.now(), len(plan.prompts) * timings.per_sample
-        done = 0
+        start, samples_time = rec.since, len(plan.prompts) * timings.per_sample
         for epoch in rec.epochs:
+            if epoch.available:
+                continue  # produced before a restart
             k = epoch.number
-            end = round(k * plan.steps / plan.epochs)
+            done, end = round((k - 1) * plan.steps / plan.epochs), round(k * plan.steps / plan.epochs)
             middle = (done + end) / 2
-            await self._at(start + middle * timings.per_step + (k - 1) * samples_time)
+            halfway = start + middle * timings.per_step + (k - 1) * samples_time
+            await self._at(halfway)
             self._progress(middle)
             if rec.faults.fail_at_epoch == k:
-                sim.finish(rec, "failed", rec.faults.fail_reason)
+                sim.finish(rec, "failed", rec.faults.fail_reason, at=self._when(halfway))
                 return
             await self._at(start + end * timings.per_step + k * samples_time)
             await self._produce(epoch.number, thumbs)
@@ -161,7 +203,6 @@ class Run:
             rec.eta_complete = sim.clock.wall_time_in(
                 timings.training(plan.steps - end, plan.epochs - k, len(plan.prompts)))
             self._progress(end)
-            done = end
 
     def _progress(self, steps_done: float) -> None:
         self.rec.progress = round(steps_done / self.rec.plan.steps, 4)
@@ -180,6 +221,7 @@ class Run:
             "ss_base_model_version": f"flux1_{plan.input['modelVariant']}", "workflow_id": str(rec.id),
             "simulated": "true",
         }
+        epoch.sample_blob_ids, epoch.sample_sizes = [], []  # a restored run may redo an epoch cut short
         model = await asyncio.to_thread(build_safetensors, metadata, plan.input["networkDim"], seed)
         samples = [
             await asyncio.to_thread(render_sample, thumbs[i % len(thumbs)] if thumbs else None, prompt, number,
@@ -190,7 +232,7 @@ class Run:
         assert model_blob is not None, "model blobs are reserved when the workflow is created"
         sim.blobs.fill(model_blob, model, "application/octet-stream", f"{name}_epoch_{number:03d}.safetensors")
         for i, data in enumerate(samples):
-            blob = sim.blobs.reserve(rec.token, "image")
+            blob = sim.blobs.reserve(rec.owner, "image")
             sim.blobs.fill(blob, data, "image/jpeg", f"epoch_{number:03d}_sample_{i}.jpeg",
                            (SAMPLE_SIZE, SAMPLE_SIZE))
             epoch.sample_blob_ids.append(blob.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ def iso(moment: datetime | None) -> str | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def owner_key(token: str) -> str:
+    """Who a bearer token is, as stored: a digest, so the simulator's file never holds a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_id(prefix: str = "") -> str:
@@ -62,7 +68,7 @@ class RunFaults:
 @dataclass
 class WorkflowRecord:
     id: str | None  # None for a whatif estimate
-    token: str
+    owner: str  # owner_key of the token that submitted it
     owner_number: int
     template: dict[str, Any]
     plan: TrainingPlan
@@ -84,9 +90,16 @@ class WorkflowRecord:
     epochs: list[Epoch] = field(default_factory=list)
     faults: RunFaults = field(default_factory=RunFaults)
     job_id: str = field(default_factory=lambda: new_id("job-"))
+    thumb_blob_ids: list[str] | None = None  # the dataset's thumbnails, once fetched (samples use them)
     deleted: bool = False
+    # Simulated seconds (SimClock) when the current status began, when preparing may end, when it ended.
+    since: float = 0.0
+    ready_at: float | None = None
+    ended: float | None = None
     review: asyncio.Future[bool] | None = None
     version: int = 0
+    # Told of every visible change (persistence); not part of the record.
+    on_change: Callable[[WorkflowRecord], None] | None = field(default=None, repr=False, compare=False)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -107,6 +120,8 @@ class WorkflowRecord:
         self.version += 1
         self._changed.set()
         self._changed = asyncio.Event()
+        if self.on_change is not None:
+            self.on_change(self)
 
     async def wait_change(self, since: int, seconds: float) -> bool:
         """True when ``version`` moved past ``since`` within ``seconds``."""
