@@ -141,8 +141,12 @@ def shared_budget(pixels: int) -> PixelBudget:
 # unmapped when freed. By default glibc raises the threshold (up to 32 MiB) each time such a
 # block is freed, so the next image's buffers land in per-thread heaps that keep them after
 # use: a process then holds a few images' worth more than the budget lets through at once.
+# 16 MiB, not lower: a normal photo's buffers (about 9 MiB at 2048 px) stay in the heaps, since
+# mapping and zeroing each of them anew cost ~7% of a 40-photo check (benchmarks/intake_memory.py
+# case (c)); the buffers that matter for the peak (a 64 MP progressive JPEG's ~190 MiB of
+# coefficients, its decoded pixels) are far above it.
 _M_MMAP_THRESHOLD = -3
-LARGE_BLOCK_BYTES = 4 * 1024 * 1024
+LARGE_BLOCK_BYTES = 16 * 1024 * 1024
 
 
 def return_large_blocks_to_the_system() -> bool:
