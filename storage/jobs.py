@@ -29,7 +29,7 @@ from storage.db import (
     placeholders,
     to_db_time,
 )
-from storage.ledger import drop_charge, insert_charge, set_charge, spent_since
+from storage.ledger import drop_charge, insert_charge, over_spend_caps, set_charge
 from storage.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -276,15 +276,7 @@ class JobRepository:
             active = int(row[0]) if row is not None else 0
             if active >= limits.max_active:
                 return ClaimRefusal.CONCURRENCY, active
-        if limits.daily_cap is not None:
-            spent = await spent_since(session, job.guild_id, limits.day_start, user_id=job.user_id)
-            if spent + price > limits.daily_cap:
-                return ClaimRefusal.DAILY_CAP, spent
-        if limits.monthly_cap is not None:
-            spent = await spent_since(session, job.guild_id, limits.month_start)
-            if spent + price > limits.monthly_cap:
-                return ClaimRefusal.MONTHLY_CAP, spent
-        return None
+        return await over_spend_caps(session, job.guild_id, job.user_id, price, limits)
 
     async def renew_lease(self, job_id: str, held: datetime, until: datetime) -> bool:
         """Extend the submit lease the caller holds (it still reads ``held``); False once the
