@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from storage.db import Database, Row, from_db_time, optional_db_time
-from storage.ledger import drop_charge, insert_charge, over_spend_caps, set_charge
+from storage.ledger import drop_charge, insert_charge, over_spend_caps
 from storage.models import Claim, ClaimRefusal, Payer, SubmitLimits
 
 # "cap" and 12 hex digits: never a job id (10 letters and digits), so a callback URL says which.
@@ -183,8 +183,9 @@ class CaptionRunRepository:
                 (CaptionRunStatus.RUNNING.value, workflow_id, price, now, run_id),
             )
             if price is not None:
-                await set_charge(session, guild_id=row["guild_id"], user_id=row["user_id"], job_id=None,
-                                 payer=Payer(row["payer"]), amount=price, now=now, caption_run_id=run_id)  # fmt: skip
+                await insert_charge(session, guild_id=row["guild_id"], user_id=row["user_id"], job_id=None,
+                                    payer=Payer(row["payer"]), amount=price, now=now, caption_run_id=run_id,
+                                    replace=True)  # fmt: skip
             return True
 
     async def set_hook_secret_hash(self, run_id: str, secret_hash: str) -> None:

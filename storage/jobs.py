@@ -29,7 +29,7 @@ from storage.db import (
     placeholders,
     to_db_time,
 )
-from storage.ledger import drop_charge, insert_charge, over_spend_caps, set_charge
+from storage.ledger import drop_charge, insert_charge, over_spend_caps
 from storage.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -357,9 +357,9 @@ class JobRepository:
                     (JobStatus.SUBMITTED.value, workflow_id, price, now, now, job_id),
                 )
                 if price is not None:
-                    await set_charge(
+                    await insert_charge(
                         session, guild_id=row["guild_id"], user_id=row["user_id"], job_id=job_id,
-                        payer=Payer(row["payer"]), amount=price, now=now,
+                        payer=Payer(row["payer"]), amount=price, now=now, replace=True,
                     )  # fmt: skip
             elif row["workflow_id"] != workflow_id:
                 return None

@@ -33,39 +33,23 @@ async def insert_charge(
     amount: float,
     now: str,
     caption_run_id: str | None = None,
+    replace: bool = False,
 ) -> bool:
-    """Record a charge; False when this job (or caption run) was already charged (a retried submit)."""
+    """Record a charge; False when this job (or caption run) was already charged (a retried
+    submit). With ``replace``, an existing charge becomes ``amount``: the reservation made at the
+    claim becomes the price the submit answered with."""
     column, key = _owner(job_id, caption_run_id)
     added = await session.run(
         f"INSERT OR IGNORE INTO spend_ledger (guild_id, user_id, {column}, payer, amount, kind, at, recorded_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (guild_id, user_id, key, Payer(payer).value, amount, LedgerKind.CHARGE.value, now, now),
     )
-    return added > 0
-
-
-async def set_charge(
-    session: Session,
-    *,
-    guild_id: int,
-    user_id: int,
-    job_id: str | None,
-    payer: Payer,
-    amount: float,
-    now: str,
-    caption_run_id: str | None = None,
-) -> None:
-    """Make the charge ``amount``: the reservation made at the claim becomes the price the
-    submit answered with (one claimed before reservations existed gets its charge now)."""
-    if not await insert_charge(
-        session, guild_id=guild_id, user_id=user_id, job_id=job_id, payer=payer, amount=amount, now=now,
-        caption_run_id=caption_run_id,
-    ):  # fmt: skip
-        column, key = _owner(job_id, caption_run_id)
+    if not added and replace:
         await session.run(
             f"UPDATE spend_ledger SET amount = ?, recorded_at = ? WHERE {column} = ? AND kind = ?",
             (amount, now, key, LedgerKind.CHARGE.value),
         )
+    return added > 0
 
 
 async def drop_charge(session: Session, job_id: str | None, *, caption_run_id: str | None = None) -> None:

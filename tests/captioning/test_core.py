@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.captioning.media import upload_media
 from bot.captioning.options import AutoCaption, CaptionOptions, CaptionStyle
 from bot.captioning.service import CaptioningFailed
 from bot.captioning.text import tags_caption, with_trigger_first
+from bot.captioning.workflow import captioning_template
 from bot.civitai.simulator import Simulator
 from bot.civitai.simulator.captioning import is_captioning
 from bot.dataset.intake import intake_from_stream
@@ -18,6 +20,7 @@ from bot.dataset.report import DatasetResult
 from bot.errors import UserFacingError
 from bot.jobs.payer import SIMULATED_TOKEN
 from bot.jobs.policy import Member
+from bot.jobs.recovery import workflow_tag
 from bot.jobs.submission import Requester
 from bot.services import Services
 from storage.captions import CaptionRunStatus
@@ -232,4 +235,29 @@ async def test_a_run_left_submitting_is_looked_up_on_resume_never_sent_again(ser
     assert await store.captions.spent(run.id) == quote.price
     # Recording a workflow again (a lost answer retried) changes nothing: charged once.
     assert await store.captions.mark_running(run.id, "another", 99) is False
+    assert await store.captions.spent(run.id) == quote.price
+
+
+async def test_a_run_whose_submit_got_through_before_a_restart_is_adopted_on_resume(services: Services) -> None:
+    """The process died after Civitai created the workflow, before its answer was recorded:
+    resume finds it by the run's tag and externalId, adopts it (never submits it again) and
+    charges it once, the reservation becoming Civitai's price."""
+    store = services.store
+    dataset = await checked(services, captioned_zip(3))
+    quote = await services.captioning.quote(ALICE, CaptionOptions.from_user("all", None, "sks"), dataset, {})
+    assert quote is not None and dataset.zip_path is not None
+    assert (await store.captions.claim(quote.run.id, None, services.clock.now())).refusal is None
+    run = await store.captions.get(quote.run.id)
+    assert run is not None
+    session = services.orchestrator.client.session(SIMULATED_TOKEN)  # what the dead process sent
+    media = await upload_media(session, dataset.zip_path, run.images)
+    options = services.captioning.options_of(run)
+    await session.submit(captioning_template(media, options, external_id=run.external_id, run_tag=workflow_tag(run.id)))
+    assert await services.captioning.resume() == 1
+    sim = simulator(services)
+    assert len(captioning_bodies(sim)) == 1
+    run = await store.captions.get(quote.run.id)
+    assert run is not None and run.status is CaptionRunStatus.SUCCEEDED
+    assert run.workflow_id == next(iter(sim.workflows))
+    assert [c["amount"] for c in sim.charges(TOKEN) if c["type"] == "debit"] == [quote.price]
     assert await store.captions.spent(run.id) == quote.price
