@@ -127,8 +127,8 @@ class CaptioningService:
         self.clock = training.clock
         # Tasks following a run now: stopped with the process (the run resumes at the next start).
         self._following: set[asyncio.Task[Any]] = set()
-        # Set by a run's callback: its follower reads the workflow again (callback mode).
-        self._wakeups: dict[str, asyncio.Event] = {}
+        # Set by a run's callback: each of its followers reads the workflow again (callback mode).
+        self._wakeups: dict[str, set[asyncio.Event]] = {}
 
     # Before anything is spent
 
@@ -297,8 +297,7 @@ class CaptioningService:
 
     async def on_callback(self, run_id: str, payload: Mapping[str, Any]) -> None:
         """A callback of a run's workflow (authenticated by its URL): only a hint to read it again."""
-        event = self._wakeups.get(run_id)
-        if event is not None:
+        for event in self._wakeups.get(run_id, ()):
             event.set()
 
     async def stop(self) -> None:
@@ -430,7 +429,8 @@ class CaptioningService:
     ) -> list[StepResult]:
         """Read the workflow until it ends: again on each callback (PUBLIC_URL), else long-polled."""
         callbacks = bool(self.settings.public_url)
-        wake = self._wakeups.setdefault(run_id, asyncio.Event())
+        wake = asyncio.Event()  # its own: a run may be followed twice (Caption pressed while it resumes)
+        self._wakeups.setdefault(run_id, set()).add(wake)
         shown, wait = -1, 0
         try:
             while True:
@@ -457,7 +457,10 @@ class CaptioningService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(wake.wait(), CALLBACK_SAFETY_SECONDS)
         finally:
-            self._wakeups.pop(run_id, None)
+            followers = self._wakeups.get(run_id, set())
+            followers.discard(wake)
+            if not followers:
+                self._wakeups.pop(run_id, None)
 
     async def _finish(
         self, run: CaptionRun, options: CaptionOptions, source: Path, results: list[StepResult]

@@ -11,6 +11,7 @@ import pytest
 
 from bot.app import TrainerBot
 from bot.jobs.policy import day_start
+from bot.jobs.transport import fallback_key
 from storage.captions import CaptionRunStatus
 from tests.captioning.helpers import COLOUR_NAMES, assert_valid_captioning_requests, captioned_zip
 from tests.captioning.test_captions_on_stage import caption_offer, captioning_bodies
@@ -178,3 +179,23 @@ async def test_a_hosting_server_sends_signed_links_to_its_images(
     await alice.slash("train flux1", dataset=attachment(2))  # training on this server is hosted too
     await alice.click(await confirmation(alice), label="Confirm")
     await alice.wait_ephemeral(submitted)
+
+
+@pytest.mark.parametrize("bot_settings", [{"public_url": PUBLIC_URL}])
+async def test_links_civitai_will_not_fetch_switch_the_server_to_uploads(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    """The submit is refused for its hosted image links: the images are uploaded and the run sent
+    again, and the server's datasets go as blobs from then on (training's fallback)."""
+    sim = simulator(trainer)
+    await alice.slash("dataset check", dataset=Attachment("d.zip", captioned_zip(3)), auto_caption="all")
+    offer = await alice.wait_ephemeral(caption_offer)
+    sim.faults.refuse_next({"steps[0].input.mediaUrl": ["The service could not fetch this URL."]})
+    await alice.click(offer, label="Caption")
+    report = await alice.wait_ephemeral(lambda m: "generated" in m.text and not m.buttons)
+    assert "0 kept · 3 generated" in report.text
+    [body] = captioning_bodies(trainer)
+    assert_valid_captioning_requests([body])
+    assert not any(step["input"]["mediaUrl"].startswith(PUBLIC_URL) for step in body["steps"])
+    assert await trainer.services.store.get_meta(fallback_key(stage.guild.id)) == "blobs"
+    assert debits(trainer) == [6]
