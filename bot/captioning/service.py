@@ -209,8 +209,15 @@ class CaptioningService:
     async def attach(self, run_id: str, requester: Requester, progress: Progress | None = None
                      ) -> CaptionOutcome | None:  # fmt: skip
         """A run already started: followed to its end (after a restart too), or its stored
-        result once it has one. None while it is being submitted or when it was cancelled."""
+        result once it has one. A submit whose outcome was unknown is looked up now (and, known
+        never to have reached Civitai, submitted: Caption was pressed). None while it is being
+        submitted or when it was cancelled."""
         run = await self.own_run(run_id, requester)
+        if run.status is CaptionRunStatus.SUBMITTING and run.lease_until is not None:
+            outcome = await self.recheck(run.id, progress)
+            if outcome is None and (await self._get(run.id)).status is CaptionRunStatus.DRAFT:
+                return await self.run(run.id, requester, progress)
+            return outcome
         if run.status is CaptionRunStatus.SUCCEEDED:
             return await self._stored_outcome(run)
         if run.status is CaptionRunStatus.FAILED:
@@ -256,7 +263,7 @@ class CaptioningService:
             operator_token=self.settings.civitai_token, simulated=self.training.simulated,
         )  # fmt: skip
 
-    async def recheck(self, run_id: str) -> CaptionOutcome | None:
+    async def recheck(self, run_id: str, progress: Progress | None = None) -> CaptionOutcome | None:
         """Resolve a run left ``submitting`` (its answer lost, or a restart): once nothing can
         still be on its way, adopt the workflow Civitai has for it and follow it to its end, or
         release the reservation when Civitai has none. None while it cannot be known yet (looked
@@ -281,7 +288,7 @@ class CaptioningService:
             return None
         log.info("Caption run %s was created despite the lost answer: workflow %s", run.id, found.id)
         await self._adopt(run, found)
-        return await self._carry_on(await self._get(run.id), account, None)
+        return await self._carry_on(await self._get(run.id), account, progress)
 
     def _recheck_later(self, run_id: str, seconds: float) -> None:
         async def later() -> None:

@@ -199,3 +199,27 @@ async def test_links_civitai_will_not_fetch_switch_the_server_to_uploads(
     assert not any(step["input"]["mediaUrl"].startswith(PUBLIC_URL) for step in body["steps"])
     assert await trainer.services.store.get_meta(fallback_key(stage.guild.id)) == "blobs"
     assert debits(trainer) == [6]
+
+
+async def test_a_submit_that_never_reached_civitai_is_sent_by_the_next_caption_press(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    """No answer and no workflow: "checking" first (the request may still be on its way); once it
+    cannot be, pressing Caption again finds nothing at Civitai, releases the reservation and
+    submits: captioned and charged once, and nobody was told anything that was not known."""
+    services = trainer.services
+    await alice.slash("dataset check", dataset=Attachment("d.zip", captioned_zip(3)), auto_caption="all")
+    offer = await alice.wait_ephemeral(caption_offer)
+    simulator(trainer).faults.drop_next(3, route="submit")
+    await alice.click(offer, label="Caption")
+    await alice.wait_ephemeral(lambda m: "Checking with Civitai" in m.text)
+    assert captioning_bodies(trainer) == [] and await spent_today(trainer, alice, stage) == 6  # reserved
+    await alice.click(stage.messages[offer.id], label="Caption")  # too early to know: nothing is sent
+    await alice.wait_ephemeral(lambda m: "already being captioned" in m.text)
+    assert captioning_bodies(trainer) == []
+    services.clock.advance(seconds=31)
+    await alice.click(stage.messages[offer.id], label="Caption")
+    report = await alice.wait_ephemeral(lambda m: "3 generated" in m.text and not m.buttons)
+    assert "0 kept · 3 generated" in report.text
+    assert len(captioning_bodies(trainer)) == 1 and debits(trainer) == [6] == [await spent_today(trainer, alice, stage)]
+    assert told_nothing_charged(stage) == []
