@@ -8,7 +8,6 @@ reverse, so a half-started process never leaks a socket or a database handle.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import hmac
 import logging
@@ -34,7 +33,7 @@ from bot.retention import Retention
 from bot.secretbox import SecretBox
 from bot.web.server import WebServer
 from bot.web.signing import DatasetUrlSigner
-from bot.web.sinks import CallbackRelay, StoreHookJobs, job_counts_by_status
+from bot.web.sinks import CallbackRelay, CaptionRunCallbacks, StoreHookJobs, job_counts_by_status
 from bot.web.wiring import build_web_server, start_web_server
 from storage import Store
 from storage.models import GuildDefaults
@@ -68,6 +67,8 @@ class Services:
     retention: Retention
     # Follows submitted runs; started by the cog that shows its events (cogs.job_posts).
     tracker: Tracker
+    # Auto-captioning pays, counts and is refused like training: built on its service.
+    captioning: CaptioningService
     # Samples the event loop's lag into /metrics (lorabot_event_loop_lag_seconds).
     loop_lag: LoopLagMonitor
 
@@ -146,7 +147,8 @@ class Services:
                 simulated=orchestrator.simulated,
                 audit=audit,
             )
-            relay.target = tracker
+            captioning = CaptioningService(training)
+            relay.target = CaptionRunCallbacks(jobs=tracker, captions=captioning)
             training.recheck = tracker.recheck_later
             services = cls(
                 settings=settings,
@@ -164,17 +166,13 @@ class Services:
                 accounts=accounts,
                 retention=Retention(settings, store, datasets, clock, metrics=metrics),
                 tracker=tracker,
+                captioning=captioning,
                 loop_lag=LoopLagMonitor(metrics.loop_lag),
             )
             services.retention.start()
             services.loop_lag.start()
             stack.pop_all()  # started: from now on close() owns the shutdown
         return services
-
-    @functools.cached_property
-    def captioning(self) -> CaptioningService:
-        """Auto-captioning pays, counts and is refused like training: built on its service."""
-        return CaptioningService(self.training)
 
     @property
     def simulated(self) -> bool:
@@ -185,8 +183,7 @@ class Services:
         try:
             await self.loop_lag.stop()
             await self.audit.close()
-            if "captioning" in self.__dict__:  # built on first use
-                await self.captioning.stop()
+            await self.captioning.stop()
             with contextlib.suppress(Exception):
                 await self.retention.stop()
             if self.web is not None:

@@ -1,14 +1,17 @@
 """Captioning runs (issue 15) and each server's free-run threshold for them.
 
-A run is charged once: the move ``submitting → running`` records the workflow and inserts the
-ledger charge in one transaction, and only the caller that makes that move charges. A run has no
-job yet (it comes before the training draft), so its ledger rows carry no job id; they still
-count against the member's and the server's caps.
+A run pays like a training run: ``claim`` moves ``draft → submitting`` and reserves the quoted
+price in the ledger in the transaction that checks the Buzz caps (two claims near a cap never
+both pass); ``mark_running`` records the workflow and makes the charge its price, once;
+``release`` drops the reservation when the submit surely created nothing. A run has no job yet
+(it comes before the training draft): its ledger rows are keyed by ``caption_run_id`` and count
+against the member's and the server's caps like any other.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,9 +19,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from storage.db import Database, Row, from_db_time
-from storage.ledger import insert_charge
-from storage.models import Payer
+from storage.db import Database, Row, from_db_time, optional_db_time
+from storage.ledger import drop_charge, insert_charge, over_spend_caps
+from storage.models import Claim, ClaimRefusal, Payer, SubmitLimits
+
+# "cap" and 12 hex digits: never a job id (10 letters and digits), so a callback URL says which.
+RUN_ID_PATTERN = re.compile(r"^cap[0-9a-f]{12}$")
+
+
+def is_caption_run_id(value: str) -> bool:
+    return RUN_ID_PATTERN.fullmatch(value) is not None
 
 
 class CaptionRunStatus(StrEnum):
@@ -60,6 +70,8 @@ class CaptionRun(NewCaptionRun):
     summary: dict[str, Any] | None
     failure: str | None
     created_at: datetime
+    lease_until: datetime | None = None
+    hook_secret_hash: str | None = None
 
 
 def _run_from_row(row: Row) -> CaptionRun:
@@ -72,6 +84,8 @@ def _run_from_row(row: Row) -> CaptionRun:
         price_charged=row["price_charged"], result_digest=row["result_digest"],
         summary=json.loads(row["summary"]) if row["summary"] else None, failure=row["failure"],
         created_at=from_db_time(row["created_at"]),
+        lease_until=from_db_time(row["lease_until"]) if row["lease_until"] else None,
+        hook_secret_hash=row["hook_secret_hash"],
     )  # fmt: skip
 
 
@@ -112,22 +126,79 @@ class CaptionRunRepository:
         )
         return changed > 0
 
+    async def claim(self, run_id: str, limits: SubmitLimits | None, lease_until: datetime) -> Claim:
+        """draft → submitting, reserving the quoted price in the ledger, in one transaction that
+        also checks ``limits``' Buzz caps with that price. True for exactly one caller however
+        many press Caption; ``Claim.job`` is unused (re-read the run)."""
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            row = await session.one("SELECT * FROM caption_runs WHERE id = ?", (run_id,))
+            if row is None or row["status"] != CaptionRunStatus.DRAFT.value:
+                return Claim(None, ClaimRefusal.NOT_A_DRAFT)
+            run = _run_from_row(row)
+            price = run.price_quoted or 0.0
+            refusal = await over_spend_caps(session, run.guild_id, run.user_id, price, limits) if limits else None
+            if refusal is not None:
+                return Claim(None, refusal[0], used=refusal[1], reserved=price)
+            await session.run(
+                "UPDATE caption_runs SET status = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+                (CaptionRunStatus.SUBMITTING.value, optional_db_time(lease_until), now, run_id),
+            )
+            await insert_charge(session, guild_id=run.guild_id, user_id=run.user_id, job_id=None, payer=run.payer,
+                                amount=price, now=now, caption_run_id=run_id)  # fmt: skip
+            return Claim(None, reserved=price)
+
+    async def set_lease(self, run_id: str, until: datetime) -> bool:
+        """Until when the run's submit may still be on its way (only while it is submitting)."""
+        changed = await self.db.run(
+            "UPDATE caption_runs SET lease_until = ? WHERE id = ? AND status = ?",
+            (optional_db_time(until), run_id, CaptionRunStatus.SUBMITTING.value),
+        )
+        return changed > 0
+
+    async def release(self, run_id: str) -> bool:
+        """submitting → draft, dropping the reservation: the submit surely created nothing, so
+        pressing Caption again submits anew."""
+        now = self.db.now()
+        async with self.db.transaction() as session:
+            changed = await session.run(
+                "UPDATE caption_runs SET status = ?, lease_until = NULL, updated_at = ? WHERE id = ? AND status = ?",
+                (CaptionRunStatus.DRAFT.value, now, run_id, CaptionRunStatus.SUBMITTING.value),
+            )
+            if changed:
+                await drop_charge(session, None, caption_run_id=run_id)
+            return changed > 0
+
     async def mark_running(self, run_id: str, workflow_id: str, price: float | None) -> bool:
-        """Record the workflow and charge ``price``, once: False when the run is not being
-        submitted (another process already did it, or it was resumed after a restart)."""
+        """Record the workflow, and make the run's charge ``price`` (None keeps the reservation),
+        once: False when the run is not being submitted (already recorded, or released)."""
         now = self.db.now()
         async with self.db.transaction() as session:
             row = await session.one("SELECT * FROM caption_runs WHERE id = ?", (run_id,))
             if row is None or row["status"] != CaptionRunStatus.SUBMITTING.value:
                 return False
             await session.run(
-                "UPDATE caption_runs SET status = ?, workflow_id = ?, price_charged = ?, updated_at = ? WHERE id = ?",
+                "UPDATE caption_runs SET status = ?, workflow_id = ?, price_charged = COALESCE(?, price_quoted),"
+                " lease_until = NULL, updated_at = ? WHERE id = ?",
                 (CaptionRunStatus.RUNNING.value, workflow_id, price, now, run_id),
             )
-            if price:
+            if price is not None:
                 await insert_charge(session, guild_id=row["guild_id"], user_id=row["user_id"], job_id=None,
-                                    payer=Payer(row["payer"]), amount=price, now=now)  # fmt: skip
+                                    payer=Payer(row["payer"]), amount=price, now=now, caption_run_id=run_id,
+                                    replace=True)  # fmt: skip
             return True
+
+    async def set_hook_secret_hash(self, run_id: str, secret_hash: str) -> None:
+        await self.db.run("UPDATE caption_runs SET hook_secret_hash = ? WHERE id = ?", (secret_hash, run_id))
+
+    async def hook_secret_hash(self, run_id: str) -> str | None:
+        row = await self.db.one("SELECT hook_secret_hash FROM caption_runs WHERE id = ?", (run_id,))
+        return row[0] if row is not None else None
+
+    async def spent(self, run_id: str) -> float:
+        """What the ledger counts for the run (its reservation or charge)."""
+        row = await self.db.one("SELECT COALESCE(SUM(amount), 0) FROM spend_ledger WHERE caption_run_id = ?", (run_id,))
+        return float(row[0]) if row is not None else 0.0
 
     async def finish(
         self,

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from storage.db import Database, Row, from_db_time, placeholders
-from storage.ledger import spent_since
+from storage.ledger import over_spend_caps
 from storage.models import Claim, ClaimRefusal, LedgerKind, Payer, SubmitLimits, TokenSource
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
@@ -171,14 +171,11 @@ class GenerationRepository:
                 return Claim(None, ClaimRefusal.NOT_A_DRAFT)
             generation = _from_row(row)
             price = generation.price
-            if limits is not None and limits.daily_cap is not None:
-                spent = await spent_since(session, generation.guild_id, limits.day_start, user_id=generation.user_id)
-                if spent + price > limits.daily_cap:
-                    return Claim(None, ClaimRefusal.DAILY_CAP, used=spent, reserved=price)
-            if limits is not None and limits.monthly_cap is not None:
-                spent = await spent_since(session, generation.guild_id, limits.month_start)
-                if spent + price > limits.monthly_cap:
-                    return Claim(None, ClaimRefusal.MONTHLY_CAP, used=spent, reserved=price)
+            refusal = None
+            if limits is not None:
+                refusal = await over_spend_caps(session, generation.guild_id, generation.user_id, price, limits)
+            if refusal is not None:
+                return Claim(None, refusal[0], used=refusal[1], reserved=price)
             await session.run(
                 "UPDATE generations SET status = ?, updated_at = ? WHERE id = ?",
                 (GenerationStatus.SUBMITTING.value, now, generation_id),

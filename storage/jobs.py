@@ -29,7 +29,7 @@ from storage.db import (
     placeholders,
     to_db_time,
 )
-from storage.ledger import drop_charge, insert_charge, set_charge, spent_since
+from storage.ledger import drop_charge, insert_charge, over_spend_caps
 from storage.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -276,15 +276,7 @@ class JobRepository:
             active = int(row[0]) if row is not None else 0
             if active >= limits.max_active:
                 return ClaimRefusal.CONCURRENCY, active
-        if limits.daily_cap is not None:
-            spent = await spent_since(session, job.guild_id, limits.day_start, user_id=job.user_id)
-            if spent + price > limits.daily_cap:
-                return ClaimRefusal.DAILY_CAP, spent
-        if limits.monthly_cap is not None:
-            spent = await spent_since(session, job.guild_id, limits.month_start)
-            if spent + price > limits.monthly_cap:
-                return ClaimRefusal.MONTHLY_CAP, spent
-        return None
+        return await over_spend_caps(session, job.guild_id, job.user_id, price, limits)
 
     async def renew_lease(self, job_id: str, held: datetime, until: datetime) -> bool:
         """Extend the submit lease the caller holds (it still reads ``held``); False once the
@@ -365,9 +357,9 @@ class JobRepository:
                     (JobStatus.SUBMITTED.value, workflow_id, price, now, now, job_id),
                 )
                 if price is not None:
-                    await set_charge(
+                    await insert_charge(
                         session, guild_id=row["guild_id"], user_id=row["user_id"], job_id=job_id,
-                        payer=Payer(row["payer"]), amount=price, now=now,
+                        payer=Payer(row["payer"]), amount=price, now=now, replace=True,
                     )  # fmt: skip
             elif row["workflow_id"] != workflow_id:
                 return None

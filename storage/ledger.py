@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from storage.db import Database, Session, to_db_time
-from storage.models import LedgerKind, Payer, UserUsage
+from storage.models import ClaimRefusal, LedgerKind, Payer, SubmitLimits, UserUsage
 
 _INSERT = (
     "INSERT OR IGNORE INTO spend_ledger (guild_id, user_id, job_id, payer, amount, kind, at, recorded_at)"
@@ -18,33 +18,60 @@ _INSERT = (
 )
 
 
+def _owner(job_id: str | None, caption_run_id: str | None) -> tuple[str, str | None]:
+    """The ledger column a charge is keyed by (one charge row per job or caption run), and its id."""
+    return ("caption_run_id", caption_run_id) if caption_run_id is not None else ("job_id", job_id)
+
+
 async def insert_charge(
-    session: Session, *, guild_id: int, user_id: int, job_id: str | None, payer: Payer, amount: float, now: str
+    session: Session,
+    *,
+    guild_id: int,
+    user_id: int,
+    job_id: str | None,
+    payer: Payer,
+    amount: float,
+    now: str,
+    caption_run_id: str | None = None,
+    replace: bool = False,
 ) -> bool:
-    """Record a charge; False when this job was already charged (a retried submit)."""
+    """Record a charge; False when this job (or caption run) was already charged (a retried
+    submit). With ``replace``, an existing charge becomes ``amount``: the reservation made at the
+    claim becomes the price the submit answered with."""
+    column, key = _owner(job_id, caption_run_id)
     added = await session.run(
-        _INSERT, (guild_id, user_id, job_id, Payer(payer).value, amount, LedgerKind.CHARGE.value, now, now)
+        f"INSERT OR IGNORE INTO spend_ledger (guild_id, user_id, {column}, payer, amount, kind, at, recorded_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (guild_id, user_id, key, Payer(payer).value, amount, LedgerKind.CHARGE.value, now, now),
     )
+    if not added and replace:
+        await session.run(
+            f"UPDATE spend_ledger SET amount = ?, recorded_at = ? WHERE {column} = ? AND kind = ?",
+            (amount, now, key, LedgerKind.CHARGE.value),
+        )
     return added > 0
 
 
-async def set_charge(
-    session: Session, *, guild_id: int, user_id: int, job_id: str, payer: Payer, amount: float, now: str
-) -> None:
-    """Make the job's charge ``amount``: the reservation made at the claim becomes the price the
-    submit answered with (a job claimed before reservations existed gets its charge now)."""
-    if not await insert_charge(
-        session, guild_id=guild_id, user_id=user_id, job_id=job_id, payer=payer, amount=amount, now=now
-    ):
-        await session.run(
-            "UPDATE spend_ledger SET amount = ?, recorded_at = ? WHERE job_id = ? AND kind = ?",
-            (amount, now, job_id, LedgerKind.CHARGE.value),
-        )
+async def drop_charge(session: Session, job_id: str | None, *, caption_run_id: str | None = None) -> None:
+    """Release a reservation: its submit surely created nothing."""
+    column, key = _owner(job_id, caption_run_id)
+    await session.run(f"DELETE FROM spend_ledger WHERE {column} = ? AND kind = ?", (key, LedgerKind.CHARGE.value))
 
 
-async def drop_charge(session: Session, job_id: str) -> None:
-    """Release a job's reservation: its submit surely created nothing."""
-    await session.run("DELETE FROM spend_ledger WHERE job_id = ? AND kind = ?", (job_id, LedgerKind.CHARGE.value))
+async def over_spend_caps(
+    session: Session, guild_id: int, user_id: int, price: float, limits: SubmitLimits
+) -> tuple[ClaimRefusal, float] | None:
+    """The Buzz cap ``price`` would pass, with what was spent against it; read in the caller's
+    claim transaction, so two claims racing near a cap can never both pass."""
+    if limits.daily_cap is not None:
+        spent = await spent_since(session, guild_id, limits.day_start, user_id=user_id)
+        if spent + price > limits.daily_cap:
+            return ClaimRefusal.DAILY_CAP, spent
+    if limits.monthly_cap is not None:
+        spent = await spent_since(session, guild_id, limits.month_start)
+        if spent + price > limits.monthly_cap:
+            return ClaimRefusal.MONTHLY_CAP, spent
+    return None
 
 
 async def spent_since(session: Session, guild_id: int, since: datetime, *, user_id: int | None = None) -> float:

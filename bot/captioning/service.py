@@ -2,16 +2,24 @@
 
 ``quote`` finds the images to caption, prices the workflow with whatif (the per-image formula,
 labelled an estimate, when whatif is unreachable), checks the same caps and payer as training
-and stores a draft run. ``run`` claims the draft once, uploads the images, submits the workflow
-with the run's ``externalId`` (a retry after a lost answer, or after a restart, returns the same
-workflow and charges nothing more), charges the ledger once, follows the workflow with
-long-polls, and writes the captions into a new normalised zip. ``resume`` finishes the runs a
-restart interrupted.
+and stores a draft run. ``run`` claims the draft once (the claim checks the Buzz caps and
+reserves the price in the ledger in one transaction, as a training Confirm does), sends the
+images the way the server's datasets travel (signed hosted links, or uploaded blobs), submits
+the workflow with the run's ``externalId`` and tag, settles the charge at the price Civitai
+answered, follows the workflow (callbacks with PUBLIC_URL, long-polls without), and writes the
+captions into a new normalised zip.
+
+A submit whose answer was lost is resolved as training resolves one (``bot.jobs.recovery``):
+the workflow is looked up by tag and externalId and adopted when it exists; the reservation is
+released only when it is known not to; otherwise the run stays ``submitting`` and is looked up
+again once nothing can still be on its way. ``resume`` does the same for the runs a restart
+interrupted, and follows the ones already running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,21 +27,39 @@ from pathlib import Path
 from typing import Any
 
 from bot.captioning.apply import apply_captions
-from bot.captioning.media import upload_media
+from bot.captioning.media import hosted_media, upload_media
 from bot.captioning.options import AutoCaption, CaptionOptions, CaptionStyle
 from bot.captioning.summary import CaptionSummary
-from bot.captioning.workflow import MediaToCaption, StepResult, captioning_template, read_results
+from bot.captioning.workflow import (
+    CaptioningWorkflowTemplate,
+    MediaToCaption,
+    StepResult,
+    captioning_template,
+    read_results,
+)
 from bot.civitai import models as m
 from bot.civitai.client import OrchestratorSession
-from bot.civitai.errors import OrchestratorServerError, OrchestratorUnreachable, RateLimited
+from bot.civitai.errors import (
+    OrchestratorError,
+    OrchestratorServerError,
+    OrchestratorUnreachable,
+    OrchestratorValidationError,
+    RateLimited,
+    UnexpectedResponse,
+)
 from bot.civitai.pricing import price_from_workflow
+from bot.config import DatasetTransport
 from bot.dataset.check import check_zip
 from bot.dataset.report import DatasetResult
 from bot.errors import UserFacingError
+from bot.hooks import hash_hook_secret, hook_url
 from bot.jobs.dataset_files import dataset_items
 from bot.jobs.payer import PayingAccount, resolve_payer
-from bot.jobs.submission import Requester, TrainingService
+from bot.jobs.recovery import SUBMIT_LEASE, UNKNOWN_OUTCOME_GRACE, find_workflow, surely_refused, workflow_tag
+from bot.jobs.submission import Requester, TrainingService, hook_secret_for
+from bot.jobs.transport import remember_fallback, transport_for
 from storage.captions import CaptionRun, CaptionRunStatus, NewCaptionRun
+from storage.models import ClaimRefusal
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +70,8 @@ WHATIF_MEDIA_URL = "https://civitai.com/lora-trainer-bot/price-only/image.jpg"
 # when": a change between two reads (the last one, typically) is only seen when the hold ends.
 FOLLOW_WAIT_SECONDS = 5
 FOLLOW_RETRY_SECONDS = 5.0
+# With callbacks, the workflow is read again this often anyway (a callback can be lost).
+CALLBACK_SAFETY_SECONDS = 60.0
 
 Progress = Callable[[int, int], Awaitable[None]]
 
@@ -54,6 +82,19 @@ class CaptioningFailed(UserFacingError):
 
 class CaptioningUnavailable(UserFacingError):
     pass
+
+
+class CaptionSubmitUnknown(UserFacingError):
+    """The submit's answer was lost and Civitai does not show the workflow yet: the run stays
+    ``submitting`` with its price reserved until a lookup knows."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Civitai did not confirm the captioning run, so I can't tell yet whether it started. I'm checking: "
+            "press **Caption** again in a minute to see the captions if it did. If it didn't, that press starts "
+            "it; it is never charged twice.",
+            title="Checking with Civitai",
+        )
 
 
 @dataclass(frozen=True)
@@ -83,8 +124,11 @@ class CaptioningService:
         self.datasets = training.datasets
         self.policy = training.policy
         self.orchestrator = training.orchestrator
+        self.clock = training.clock
         # Tasks following a run now: stopped with the process (the run resumes at the next start).
         self._following: set[asyncio.Task[Any]] = set()
+        # Set by a run's callback: each of its followers reads the workflow again (callback mode).
+        self._wakeups: dict[str, set[asyncio.Event]] = {}
 
     # Before anything is spent
 
@@ -146,16 +190,34 @@ class CaptioningService:
         if run.status is not CaptionRunStatus.DRAFT:
             return None
         guild = await self.policy.check_member(requester.guild_id, requester.member)
-        await self.policy.check_budget(guild, run.user_id, run.price_quoted or 0)
-        if not await self.store.captions.move(run.id, CaptionRunStatus.DRAFT, CaptionRunStatus.SUBMITTING):
+        account = await self.training.paying_account(requester)
+        # The caps are checked, and the price reserved, in the claim's own transaction.
+        lease = self.clock.now() + SUBMIT_LEASE
+        claim = await self.store.captions.claim(run.id, self.policy.limits(guild), lease)
+        if claim.refusal is ClaimRefusal.NOT_A_DRAFT:
             return None
-        return await self._carry_on(run, await self.training.paying_account(requester), progress)
+        if claim.refusal is not None:
+            raise self.policy.refusal(claim, guild)
+        return await self._carry_on(await self._get(run.id), account, progress)
+
+    async def _get(self, run_id: str) -> CaptionRun:
+        run = await self.store.captions.get(run_id)
+        if run is None:
+            raise CaptioningUnavailable("I can't find that captioning run any more. Run the command again.")
+        return run
 
     async def attach(self, run_id: str, requester: Requester, progress: Progress | None = None
                      ) -> CaptionOutcome | None:  # fmt: skip
         """A run already started: followed to its end (after a restart too), or its stored
-        result once it has one. None while it is being submitted or when it was cancelled."""
+        result once it has one. A submit whose outcome was unknown is looked up now (and, known
+        never to have reached Civitai, submitted: Caption was pressed). None while it is being
+        submitted or when it was cancelled."""
         run = await self.own_run(run_id, requester)
+        if run.status is CaptionRunStatus.SUBMITTING and run.lease_until is not None:
+            outcome = await self.recheck(run.id, progress)
+            if outcome is None and (await self._get(run.id)).status is CaptionRunStatus.DRAFT:
+                return await self.run(run.id, requester, progress)
+            return outcome
         if run.status is CaptionRunStatus.SUCCEEDED:
             return await self._stored_outcome(run)
         if run.status is CaptionRunStatus.FAILED:
@@ -180,11 +242,11 @@ class CaptioningService:
         runs = await self.store.captions.unfinished()
         for run in runs:
             try:
-                account = await resolve_payer(
-                    self.store, self.training.secretbox, guild_id=run.guild_id, user_id=run.user_id,
-                    operator_token=self.settings.civitai_token, simulated=self.training.simulated,
-                )  # fmt: skip
-                outcome: CaptionOutcome | None = await self._carry_on(run, account, None)
+                outcome: CaptionOutcome | None = None
+                if run.status is CaptionRunStatus.SUBMITTING:
+                    outcome = await self.recheck(run.id)  # looked up, never sent again
+                else:
+                    outcome = await self._carry_on(run, await self._account_of(run), None)
             except UserFacingError as exc:
                 log.warning("caption run %s could not resume: %s", run.id, exc.user_message)
                 outcome = None
@@ -194,6 +256,56 @@ class CaptioningService:
             if on_done is not None:
                 await on_done(run, outcome)
         return len(runs)
+
+    async def _account_of(self, run: CaptionRun) -> PayingAccount:
+        return await resolve_payer(
+            self.store, self.training.secretbox, guild_id=run.guild_id, user_id=run.user_id,
+            operator_token=self.settings.civitai_token, simulated=self.training.simulated,
+        )  # fmt: skip
+
+    async def recheck(self, run_id: str, progress: Progress | None = None) -> CaptionOutcome | None:
+        """Resolve a run left ``submitting`` (its answer lost, or a restart): once nothing can
+        still be on its way, adopt the workflow Civitai has for it and follow it to its end, or
+        release the reservation when Civitai has none. None while it cannot be known yet (looked
+        up again later) or when there was nothing to resolve."""
+        run = await self.store.captions.get(run_id)
+        if run is None or run.status is not CaptionRunStatus.SUBMITTING:
+            return None
+        now = self.clock.now()
+        if run.lease_until is not None and run.lease_until > now:
+            self._recheck_later(run.id, (run.lease_until - now).total_seconds() + 1)
+            return None
+        account = await self._account_of(run)
+        try:
+            found = await find_workflow(self.orchestrator.session(account.token), run)
+        except OrchestratorError as exc:
+            log.warning("Looking up caption run %s at Civitai failed (%s); again later", run.id, type(exc).__name__)
+            self._recheck_later(run.id, UNKNOWN_OUTCOME_GRACE.total_seconds())
+            return None
+        if found is None:
+            if await self.store.captions.release(run.id):
+                log.info("Caption run %s never reached Civitai: its reservation is released", run.id)
+            return None
+        log.info("Caption run %s was created despite the lost answer: workflow %s", run.id, found.id)
+        await self._adopt(run, found)
+        return await self._carry_on(await self._get(run.id), account, progress)
+
+    def _recheck_later(self, run_id: str, seconds: float) -> None:
+        async def later() -> None:
+            await asyncio.sleep(seconds)
+            try:
+                await self.recheck(run_id)
+            except Exception as exc:  # the next start looks again
+                log.warning("caption run %s could not be looked up: %s", run_id, type(exc).__name__)
+
+        task = asyncio.create_task(later(), name=f"caption-recheck-{run_id}")
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+
+    async def on_callback(self, run_id: str, payload: Mapping[str, Any]) -> None:
+        """A callback of a run's workflow (authenticated by its URL): only a hint to read it again."""
+        for event in self._wakeups.get(run_id, ()):
+            event.set()
 
     async def stop(self) -> None:
         """Stop following runs (the process is shutting down); they resume at the next start."""
@@ -219,57 +331,143 @@ class CaptioningService:
         workflow_id = run.workflow_id
         if workflow_id is None:
             workflow = await self._submit(session, run, options, source)
+            await self._adopt(run, workflow)
             workflow_id = workflow.id or ""
-            price = price_from_workflow(workflow) or run.price_quoted
-            await self.store.captions.mark_running(run.id, workflow_id, price)
         try:
-            results = await self._follow(session, workflow_id, run.images, options, progress, run.simulated)
+            results = await self._follow(session, run.id, workflow_id, run.images, options, progress, run.simulated)
         except CaptioningFailed as exc:
             await self.store.captions.finish(run.id, result_digest=None, summary=None, failure=exc.user_message)
             raise
         return await self._finish(run, options, source, results)
 
+    async def _adopt(self, run: CaptionRun, workflow: m.Workflow) -> None:
+        """The workflow is the run's: its charge becomes the price Civitai answered (else the quote)."""
+        assert workflow.id
+        await self.store.captions.mark_running(run.id, workflow.id, price_from_workflow(workflow) or run.price_quoted)
+
     async def _submit(
         self, session: OrchestratorSession, run: CaptionRun, options: CaptionOptions, source: Path
     ) -> m.Workflow:
-        media = await upload_media(session, source, run.images)
-        template = captioning_template(media, options, external_id=run.external_id)
         try:
-            return await session.submit(template, price=round(run.price_quoted or 0) or None)
+            callback_url = await self._callback_url(run)
+            can_host = self.training.signer is not None
+            transport = await transport_for(self.settings, self.store, run.guild_id, can_host=can_host)
+            hosted = transport is DatasetTransport.HOSTED
+            media = await self._media(session, run, source, hosted=hosted)
         except BaseException:
-            # The orchestrator answers a repeat of this externalId with the same workflow: a
-            # draft again, so pressing Caption again is safe.
-            await self.store.captions.move(run.id, CaptionRunStatus.SUBMITTING, CaptionRunStatus.DRAFT)
+            await self.store.captions.release(run.id)  # nothing was sent
             raise
+
+        def template(media: Sequence[MediaToCaption]) -> CaptioningWorkflowTemplate:
+            return captioning_template(media, options, external_id=run.external_id, callback_url=callback_url,
+                                       run_tag=workflow_tag(run.id))  # fmt: skip
+
+        price = round(run.price_quoted or 0) or None
+        await self.store.captions.set_lease(run.id, self.clock.now() + SUBMIT_LEASE)
+        try:
+            try:
+                return await session.submit(template(media), price=price)
+            except OrchestratorValidationError as exc:
+                if not (hosted and "mediaUrl" in exc.field_errors):
+                    raise
+                # Civitai will not fetch the bot's links: this server's datasets go as blobs from now on.
+                await remember_fallback(self.store, run.guild_id)
+            media = await self._media(session, run, source, hosted=False)
+            return await session.submit(template(media), price=price)
+        except asyncio.CancelledError:
+            raise  # shutting down: the run stays submitting, and the next start looks it up
+        except Exception as exc:
+            return await self._after_failed_submit(session, run, exc)
+
+    async def _after_failed_submit(self, session: OrchestratorSession, run: CaptionRun, exc: Exception) -> m.Workflow:
+        """A submit raised: adopt the workflow when it was created, release the reservation when
+        it surely was not, else leave the run to a later lookup. Re-raises ``exc`` (or
+        ``CaptionSubmitUnknown``): the member is never told "nothing was charged" unless known."""
+        if surely_refused(exc):
+            await self.store.captions.release(run.id)
+            raise exc
+        log.warning("The submit of caption run %s ended without a usable answer (%s); asking Civitai", run.id,
+                    type(exc).__name__)  # fmt: skip
+        lookup_failed = False
+        try:
+            found = await find_workflow(session, run)
+        except OrchestratorError as lookup_error:
+            log.warning("Looking up caption run %s failed too (%s)", run.id, type(lookup_error).__name__)
+            found, lookup_failed = None, True
+        if found is not None:
+            log.info("Caption run %s was created despite the failed answer: workflow %s", run.id, found.id)
+            return found
+        answers_lost = lookup_failed or getattr(exc, "unanswered_attempts", 0) > 0
+        if not answers_lost and not isinstance(exc, UnexpectedResponse):
+            await self.store.captions.release(run.id)  # every attempt was answered: known not created
+            raise exc
+        # Maybe still on its way: looked up again once it can no longer be.
+        await self.store.captions.set_lease(run.id, self.clock.now() + UNKNOWN_OUTCOME_GRACE)
+        self._recheck_later(run.id, UNKNOWN_OUTCOME_GRACE.total_seconds() + 1)
+        raise CaptionSubmitUnknown() from exc
+
+    async def _callback_url(self, run: CaptionRun) -> str | None:
+        """With PUBLIC_URL the workflow calls the bot back, authenticated by the run's own secret."""
+        if not self.settings.public_url:
+            return None
+        secret = hook_secret_for(self.training.hook_key, run.id)
+        await self.store.captions.set_hook_secret_hash(run.id, hash_hook_secret(secret))
+        return hook_url(self.settings.public_url, run.id, secret)
+
+    async def _media(
+        self, session: OrchestratorSession, run: CaptionRun, source: Path, *, hosted: bool
+    ) -> list[MediaToCaption]:
+        """The images as the server's datasets travel: signed links to them, or uploaded blobs."""
+        signer = self.training.signer
+        if hosted and signer is not None:
+            return await asyncio.to_thread(hosted_media, signer, run.source_digest, source, run.images,
+                                           now=self.clock.timestamp())  # fmt: skip
+        return await upload_media(session, source, run.images)
 
     async def _follow(
         self,
         session: OrchestratorSession,
+        run_id: str,
         workflow_id: str,
         names: Sequence[str],
         options: CaptionOptions,
         progress: Progress | None,
         simulated: bool,
     ) -> list[StepResult]:
+        """Read the workflow until it ends: again on each callback (PUBLIC_URL), else long-polled."""
+        callbacks = bool(self.settings.public_url)
+        wake = asyncio.Event()  # its own: a run may be followed twice (Caption pressed while it resumes)
+        self._wakeups.setdefault(run_id, set()).add(wake)
         shown, wait = -1, 0
-        while True:
-            try:
-                # A first plain read: a held read of a workflow that already ended waits for nothing.
-                workflow = await session.get(workflow_id, wait=wait or None, until_change=bool(wait))
-                wait = FOLLOW_WAIT_SECONDS
-            except (OrchestratorUnreachable, OrchestratorServerError, RateLimited) as exc:
-                log.warning("caption workflow %s: %s; reading again shortly", workflow_id, type(exc).__name__)
-                await asyncio.sleep(FOLLOW_RETRY_SECONDS)
-                continue
-            results = read_results(workflow, names, options)
-            done = sum(result.finished for result in results)
-            if progress is not None and done != shown:
-                shown = done
-                await progress(done, len(names))
-            if workflow.terminal:
-                if not any(result.caption for result in results):
-                    raise CaptioningFailed(_explain_failure(workflow, simulated), title="Captioning failed")
-                return results
+        try:
+            while True:
+                wake.clear()  # a callback from now on means "read again"
+                try:
+                    # A first plain read: a held read of a workflow that already ended waits for nothing.
+                    held = not callbacks and bool(wait)
+                    workflow = await session.get(workflow_id, wait=wait if held else None, until_change=held)
+                    wait = FOLLOW_WAIT_SECONDS
+                except (OrchestratorUnreachable, OrchestratorServerError, RateLimited) as exc:
+                    log.warning("caption workflow %s: %s; reading again shortly", workflow_id, type(exc).__name__)
+                    await asyncio.sleep(FOLLOW_RETRY_SECONDS)
+                    continue
+                results = read_results(workflow, names, options)
+                done = sum(result.finished for result in results)
+                if progress is not None and done != shown:
+                    shown = done
+                    await progress(done, len(names))
+                if workflow.terminal:
+                    if not any(result.caption for result in results):
+                        raise CaptioningFailed(_explain_failure(workflow, simulated), title="Captioning failed")
+                    return results
+                if callbacks:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), CALLBACK_SAFETY_SECONDS)
+        finally:
+            followers = self._wakeups.get(run_id, set())
+            followers.discard(wake)
+            if not followers:
+                self._wakeups.pop(run_id, None)
 
     async def _finish(
         self, run: CaptionRun, options: CaptionOptions, source: Path, results: list[StepResult]

@@ -80,7 +80,10 @@ def captioning_template(
     *,
     external_id: str | None,
     callback_url: str | None = None,
+    run_tag: str | None = None,
 ) -> CaptioningWorkflowTemplate:
+    """The workflow; ``run_tag`` (``recovery.workflow_tag`` of the run) lets a submit whose answer
+    was lost be found again."""
     steps: list[MediaCaptioningStepTemplate | WDTaggingStepTemplate] = []
     for index, item in enumerate(media):
         metadata = {"file": item.name}
@@ -91,7 +94,8 @@ def captioning_template(
             caption_input = MediaCaptioningInput(media_url=item.url, custom_instructions=CAPTION_INSTRUCTIONS)
             steps.append(MediaCaptioningStepTemplate(name=step_name(index), metadata=metadata, input=caption_input))
     callbacks = [m.WorkflowCallback(url=callback_url, type=["workflow:*", "step:*"])] if callback_url else None
-    return CaptioningWorkflowTemplate(steps=steps, callbacks=callbacks, tags=[WORKFLOW_TAG], external_id=external_id)
+    tags = [WORKFLOW_TAG] + ([run_tag] if run_tag else [])
+    return CaptioningWorkflowTemplate(steps=steps, callbacks=callbacks, tags=tags, external_id=external_id)
 
 
 @dataclass(frozen=True)

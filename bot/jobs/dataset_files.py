@@ -45,6 +45,15 @@ def iter_images(zip_path: Path) -> Iterator[tuple[DatasetItem, bytes]]:
             yield item, archive.read(item.name)
 
 
+def read_dataset_image(zip_path: Path, index: int) -> bytes | None:
+    """The ``index``-th image of a dataset (``dataset_items`` order), or None past the end."""
+    items = dataset_items(zip_path)
+    if index >= len(items):
+        return None
+    with zipfile.ZipFile(zip_path) as archive:
+        return archive.read(items[index].name)
+
+
 def default_sample_prompts(zip_path: Path | None, trigger_word: str | None) -> list[str]:
     """Up to three distinct captions from the dataset, else prompts built from the trigger word.
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Protocol
 
 from bot.civitai.client import OrchestratorSession
+from bot.civitai.errors import OrchestratorError, RateLimited, UnexpectedResponse
 from bot.civitai.models import Workflow
 from bot.civitai.pricing import price_from_workflow
 from storage import Store
@@ -39,9 +41,29 @@ def workflow_tag(job_id: str) -> str:
     return f"job-{job_id}"
 
 
-async def find_workflow(session: OrchestratorSession, job: Job) -> Workflow | None:
-    """The workflow a submit of ``job`` created, if any (by tag, confirmed by externalId; the
-    orchestrator answers the id prefixed with the account's number)."""
+class Submittable(Protocol):
+    """What a lookup needs of a job or a caption run: its id (in its tag) and its externalId."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def external_id(self) -> str: ...
+
+
+def surely_refused(exc: Exception) -> bool:
+    """Civitai answered the submit with a refusal, and no earlier attempt's answer was lost:
+    nothing was created."""
+    if not isinstance(exc, OrchestratorError) or exc.unanswered_attempts:
+        return False
+    if isinstance(exc, RateLimited):
+        return True
+    return not exc.retryable and not isinstance(exc, UnexpectedResponse)
+
+
+async def find_workflow(session: OrchestratorSession, job: Submittable) -> Workflow | None:
+    """The workflow a submit of ``job`` (or caption run) created, if any (by tag, confirmed by
+    externalId; the orchestrator answers the id prefixed with the account's number)."""
     page = await session.list_by_tag(workflow_tag(job.id), take=10)
     return next((w for w in page.items if w.id and (w.external_id or "").endswith(job.external_id)), None)
 

@@ -48,6 +48,7 @@ from bot.jobs.recovery import (
     SUBMIT_LEASE,
     UNKNOWN_OUTCOME_GRACE,
     find_workflow,
+    surely_refused,
     workflow_tag,
 )
 from bot.jobs.transport import FALLBACK_NOTE, UploadedDatasets, remember_fallback, transport_for
@@ -499,7 +500,7 @@ class TrainingService:
     ) -> m.Workflow:
         """A submit raised: release it when it surely created nothing, adopt the workflow when it
         did, else leave it to recovery. Re-raises ``exc`` (or ``SubmitOutcomeUnknown``)."""
-        if not attempt.sent or _refused(exc):
+        if not attempt.sent or surely_refused(exc):
             await self.store.jobs.release_claim(job.id)
             raise exc
         log.warning("The submit of job %s ended without a usable answer (%s); asking Civitai", job.id,
@@ -683,16 +684,6 @@ class _SubmitAttempt:
     renewing: asyncio.Lock = field(default_factory=asyncio.Lock)
     sent: bool = False  # the submit request went out at least once
     answers_lost: bool = False  # whether the workflow exists could not be found out
-
-
-def _refused(exc: Exception) -> bool:
-    """Civitai answered the submit with a refusal, and no earlier attempt's answer was lost:
-    nothing was created."""
-    if not isinstance(exc, OrchestratorError) or exc.unanswered_attempts:
-        return False
-    if isinstance(exc, RateLimited):
-        return True
-    return not exc.retryable and not isinstance(exc, UnexpectedResponse)
 
 
 def _buzz_warning(pricing: Pricing) -> list[str]:

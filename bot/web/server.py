@@ -28,12 +28,13 @@ from aiohttp import web
 
 from bot.config import Settings, ensure_secret_key
 from bot.hooks import DOCTOR_PROBE_PATH, doctor_proof, verify_hook_secret
+from bot.jobs.dataset_files import read_dataset_image
 from bot.logging_setup import job_context
 from bot.metrics import CONTENT_TYPE, BotMetrics
 from bot.web.access_log import RedactingAccessLogger
 from bot.web.connections import PeerLimit
 from bot.web.protocols import DatasetFiles, DeliveryOutcome, HookSink
-from bot.web.signing import SignatureCheck, check_dataset_signature, dataset_signing_key
+from bot.web.signing import SignatureCheck, check_dataset_signature, check_image_signature, dataset_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,8 @@ class WebServer:
         app.router.add_post("/hooks/civitai/{job}/{secret}", self.handle_hook)
         app.router.add_post(DOCTOR_PROBE_PATH, self.handle_doctor_probe)
         app.router.add_get("/datasets/{digest}/{expires}/{signature}/dataset.zip", self.handle_dataset)
+        app.router.add_get(r"/datasets/{digest}/{expires}/{signature}/images/{index:\d{1,6}}{suffix:\.[a-z0-9]{1,5}}",
+                           self.handle_dataset_image)  # fmt: skip
         app.router.add_get("/healthz", self.handle_health)
         app.router.add_get("/metrics", self.handle_metrics)
         return app
@@ -279,6 +282,24 @@ class WebServer:
             return _plain(404, "not found")
         self.metrics.dataset_downloads.inc(outcome="served")
         return web.FileResponse(path, headers={"Content-Type": "application/zip", "Cache-Control": "no-store"})
+
+    async def handle_dataset_image(self, request: web.Request) -> web.Response:
+        """One image of a stored dataset, for a captioning step's ``mediaUrl`` (hosted transport)."""
+        info = request.match_info
+        check = check_image_signature(
+            info["digest"], info["index"], info["expires"], info["signature"], self._signing_key, now=time.time()
+        )
+        if check is not SignatureCheck.VALID:
+            self.metrics.dataset_downloads.inc(outcome="forbidden" if check is SignatureCheck.BAD else "expired")
+            return _plain(403, "forbidden") if check is SignatureCheck.BAD else _plain(410, "this link has expired")
+        path = self.datasets.path_for(info["digest"])
+        image = await asyncio.to_thread(read_dataset_image, path, int(info["index"])) if path is not None else None
+        if image is None:
+            self.metrics.dataset_downloads.inc(outcome="gone")
+            return _plain(404, "not found")
+        self.metrics.dataset_downloads.inc(outcome="served")
+        content_type = "image/png" if info["suffix"] == ".png" else "image/jpeg"
+        return web.Response(body=image, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
     # -- health and metrics ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ _PATH_SAFE = re.compile(r"^[A-Za-z0-9_\-/.]*$")
 # A digest is a path segment we put on disk look-ups: keep it to a conservative alphabet.
 DIGEST_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _EXPIRES_PATTERN = re.compile(r"^[0-9]{1,12}$")
+_SUFFIX_PATTERN = re.compile(r"^\.[a-z0-9]{1,5}$")
 
 
 class SignatureCheck(Enum):
@@ -64,6 +65,31 @@ def sign_dataset_url(public_url: str, digest: str, expires_at: int, key: bytes) 
         raise ValueError("dataset digest must be 1-128 letters, digits, '-' or '_'")
     signature = _signature(digest, expires_at, key)
     return f"{public_url.rstrip('/')}/datasets/{digest}/{expires_at}/{signature}/dataset.zip"
+
+
+def _image_signature(digest: str, index: int, expires: int, key: bytes) -> str:
+    # Its own message: a link to one image never opens the zip or another image.
+    mac = hmac.new(key, f"dataset-image:{digest}:{index}:{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
+
+
+def sign_image_url(public_url: str, digest: str, index: int, suffix: str, expires_at: int, key: bytes) -> str:
+    """A link to the ``index``-th image of a stored dataset (captioning's ``mediaUrl``)."""
+    if not DIGEST_PATTERN.fullmatch(digest) or not _SUFFIX_PATTERN.fullmatch(suffix):
+        raise ValueError("dataset digest must be 1-128 letters, digits, '-' or '_', and suffix '.jpg'-like")
+    signature = _image_signature(digest, index, expires_at, key)
+    return f"{public_url.rstrip('/')}/datasets/{digest}/{expires_at}/{signature}/images/{index}{suffix}"
+
+
+def check_image_signature(
+    digest: str, index: str, expires: str, signature: str, key: bytes, now: float
+) -> SignatureCheck:
+    if not (DIGEST_PATTERN.fullmatch(digest) and _EXPIRES_PATTERN.fullmatch(expires) and index.isdigit()):
+        return SignatureCheck.BAD
+    expected = _image_signature(digest, int(index), int(expires), key)
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8")):
+        return SignatureCheck.BAD
+    return SignatureCheck.VALID if now < int(expires) else SignatureCheck.EXPIRED
 
 
 def check_dataset_signature(digest: str, expires: str, signature: str, key: bytes, now: float) -> SignatureCheck:
@@ -99,6 +125,10 @@ class DatasetUrlSigner:
     def url_for(self, digest: str, *, now: float | None = None) -> str:
         expires_at = int(time.time() if now is None else now) + self.ttl_seconds
         return sign_dataset_url(self.public_url, digest, expires_at, self.key)
+
+    def image_url(self, digest: str, index: int, suffix: str, *, now: float | None = None) -> str:
+        expires_at = int(time.time() if now is None else now) + self.ttl_seconds
+        return sign_image_url(self.public_url, digest, index, suffix.lower(), expires_at, self.key)
 
 
 def public_url_problems(public_url: str) -> list[str]:

@@ -17,6 +17,7 @@ from bot.web.batching import Delivery, DeliveryBatcher
 from bot.web.protocols import CallbackTarget, DeliveryOutcome, HookJobs
 from bot.web.signing import DIGEST_PATTERN
 from storage import Store
+from storage.captions import is_caption_run_id
 from storage.models import JobStatus
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,15 @@ class StoreHookJobs:
         return await self.store.deliveries.record_many([(d.job_id, d.body_digest, str(d.outcome)) for d in deliveries])
 
     async def hook_secret_hash(self, job_id: str) -> str | None:
+        if is_caption_run_id(job_id):  # a captioning workflow's callback (issue 15)
+            return await self.store.captions.hook_secret_hash(job_id)
         job = await self.store.jobs.get(job_id)
         return job.hook_secret_hash if job is not None else None
 
     async def record_delivery(self, job_id: str, body_digest: str, outcome: DeliveryOutcome) -> bool:
+        if is_caption_run_id(job_id):
+            # The journal is per job (and keyed to it); a caption run's callbacks are only hints.
+            return await self.store.captions.get(job_id) is not None
         return await self.batcher.record_delivery(job_id, body_digest, outcome)
 
 
@@ -92,6 +98,18 @@ class DirectoryDatasetFiles:
             return None
         path = self.root / f"{digest}.zip"
         return path if path.is_file() else None
+
+
+@dataclass
+class CaptionRunCallbacks:
+    """Callbacks of captioning runs go to captioning, every other one to the job tracker."""
+
+    jobs: CallbackTarget
+    captions: CallbackTarget
+
+    async def on_callback(self, job_id: str, payload: dict[str, Any]) -> None:
+        target = self.captions if is_caption_run_id(job_id) else self.jobs
+        await target.on_callback(job_id, payload)
 
 
 @dataclass

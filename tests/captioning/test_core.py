@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.captioning.media import upload_media
 from bot.captioning.options import AutoCaption, CaptionOptions, CaptionStyle
 from bot.captioning.service import CaptioningFailed
 from bot.captioning.text import tags_caption, with_trigger_first
+from bot.captioning.workflow import captioning_template
 from bot.civitai.simulator import Simulator
 from bot.civitai.simulator.captioning import is_captioning
 from bot.dataset.intake import intake_from_stream
@@ -18,6 +20,7 @@ from bot.dataset.report import DatasetResult
 from bot.errors import UserFacingError
 from bot.jobs.payer import SIMULATED_TOKEN
 from bot.jobs.policy import Member
+from bot.jobs.recovery import workflow_tag
 from bot.jobs.submission import Requester
 from bot.services import Services
 from storage.captions import CaptionRunStatus
@@ -209,19 +212,52 @@ async def _until_async(read: object, wanted: object, within: float = 10.0) -> No
         await asyncio.sleep(0.01)
 
 
-async def test_a_run_left_submitting_is_submitted_once_on_resume(services: Services) -> None:
-    """A restart between the claim and the recorded workflow: resume submits with the run's
-    externalId (a repeat would return the same workflow) and charges once."""
+async def test_a_run_left_submitting_is_looked_up_on_resume_never_sent_again(services: Services) -> None:
+    """A restart between the claim and the submit: resume asks Civitai for the run's workflow (by
+    its tag and externalId) instead of submitting it again; Civitai has none, so the reservation
+    is released and the run is a draft again, which Caption then runs and charges once."""
+    store = services.store
     dataset = await checked(services, captioned_zip(3))
     quote = await services.captioning.quote(ALICE, CaptionOptions.from_user("all", None, "sks"), dataset, {})
     assert quote is not None
-    assert await services.store.captions.move(quote.run.id, CaptionRunStatus.DRAFT, CaptionRunStatus.SUBMITTING)
+    claim = await store.captions.claim(quote.run.id, None, services.clock.now())
+    assert claim.refusal is None and await store.captions.spent(quote.run.id) == quote.price  # reserved
     assert await services.captioning.resume() == 1
     sim = simulator(services)
+    assert captioning_bodies(sim) == []
+    run = await store.captions.get(quote.run.id)
+    assert run is not None and run.status is CaptionRunStatus.DRAFT and await store.captions.spent(run.id) == 0
+    assert await services.captioning.run(run.id, ALICE) is not None
     assert len(captioning_bodies(sim)) == 1 and captioning_bodies(sim)[0]["externalId"] == quote.run.external_id
     assert [c["amount"] for c in sim.charges(TOKEN) if c["type"] == "debit"] == [quote.price]
-    run = await services.store.captions.get(quote.run.id)
+    run = await store.captions.get(quote.run.id)
     assert run is not None and run.status is CaptionRunStatus.SUCCEEDED and run.price_charged == quote.price
-    # The same submit again (a lost answer retried) is the same workflow: nothing more is charged.
-    assert await services.store.captions.mark_running(run.id, "another", 99) is False
+    assert await store.captions.spent(run.id) == quote.price
+    # Recording a workflow again (a lost answer retried) changes nothing: charged once.
+    assert await store.captions.mark_running(run.id, "another", 99) is False
+    assert await store.captions.spent(run.id) == quote.price
+
+
+async def test_a_run_whose_submit_got_through_before_a_restart_is_adopted_on_resume(services: Services) -> None:
+    """The process died after Civitai created the workflow, before its answer was recorded:
+    resume finds it by the run's tag and externalId, adopts it (never submits it again) and
+    charges it once, the reservation becoming Civitai's price."""
+    store = services.store
+    dataset = await checked(services, captioned_zip(3))
+    quote = await services.captioning.quote(ALICE, CaptionOptions.from_user("all", None, "sks"), dataset, {})
+    assert quote is not None and dataset.zip_path is not None
+    assert (await store.captions.claim(quote.run.id, None, services.clock.now())).refusal is None
+    run = await store.captions.get(quote.run.id)
+    assert run is not None
+    session = services.orchestrator.client.session(SIMULATED_TOKEN)  # what the dead process sent
+    media = await upload_media(session, dataset.zip_path, run.images)
+    options = services.captioning.options_of(run)
+    await session.submit(captioning_template(media, options, external_id=run.external_id, run_tag=workflow_tag(run.id)))
+    assert await services.captioning.resume() == 1
+    sim = simulator(services)
+    assert len(captioning_bodies(sim)) == 1
+    run = await store.captions.get(quote.run.id)
+    assert run is not None and run.status is CaptionRunStatus.SUCCEEDED
+    assert run.workflow_id == next(iter(sim.workflows))
     assert [c["amount"] for c in sim.charges(TOKEN) if c["type"] == "debit"] == [quote.price]
+    assert await store.captions.spent(run.id) == quote.price

@@ -1,10 +1,11 @@
 """Seeded chaos over submission and tracking: double Confirms, prompt edits racing Confirm,
-members confirming at once near a cap, submit timeouts, 5xx, lost answers, callbacks duplicated
-and reordered, and a restart at a random await point of submit or post. After every seed:
+members confirming at once near a cap, caption runs (issue 15) pressed among them, submit
+timeouts, 5xx, lost answers, callbacks duplicated and reordered, and a restart at a random await
+point of submit or post. After every seed:
 
-- the ledger equals what the simulator charged, per run and in total;
-- no workflow exists that no job follows, and no job is left active or submitting;
-- no cap or limit was exceeded;
+- the ledger equals what the simulator charged, per run (training or captioning) and in total;
+- no workflow exists that no job or caption run follows, and none is left active or submitting;
+- no cap or limit was exceeded (caption spend counts against the caps);
 - every epoch message (and every end notice and DM) exists exactly once;
 - what was submitted is what the member was shown on the confirmation they confirmed.
 
@@ -22,7 +23,9 @@ from typing import Any
 
 import pytest
 
+from bot.captioning.options import CaptionOptions
 from bot.errors import UserFacingError
+from storage.captions import CaptionRunStatus
 from storage.models import JobStatus
 from tests.chaos.world import TOKEN, ChaosWorld, Draft, Killed
 from tests.databases import fresh_database
@@ -76,6 +79,16 @@ async def run_seed(world: ChaosWorld) -> None:
     for user in USERS:
         for _ in range(rng.choice((1, 2))):
             drafts.append(await world.draft(user, rng.choice(PROMPT_SETS), steps=rng.choice((100, 150))))
+    # Some members also have images to caption (4 Buzz each), counted against the same caps.
+    captions: list[tuple[str, int]] = []
+    for user in USERS:
+        if rng.random() < 0.5:
+            assert world.dataset is not None
+            quote = await services.captioning.quote(
+                world.requester(user), CaptionOptions.from_user("all", None, "sks"), world.dataset, {}
+            )
+            assert quote is not None
+            captions.append((quote.run.id, user))
     prices = sorted(d.shown[d.revision][1] for d in drafts)
     daily = rng.choice((None, prices[0] + prices[-1] - 1, 3 * prices[-1]))
     monthly = rng.choice((None, sum(prices) // 2))
@@ -113,6 +126,9 @@ async def run_seed(world: ChaosWorld) -> None:
             actions.append(confirm(world, draft))
         if rng.random() < 0.4:
             actions.append(edit(world, draft, rng.choice(PROMPT_SETS)))
+    for run_id, user in captions:
+        for _ in range(rng.choice((1, 1, 2))):
+            actions.append(caption(world, run_id, user))
     rng.shuffle(actions)
     await run_until_killed(world, actions)
 
@@ -133,7 +149,9 @@ async def run_seed(world: ChaosWorld) -> None:
     for _ in range(6):
         await world.simulator.advance(5000)
         await settle(world)
-    await check_invariants(world, drafts, limit, daily, monthly)
+    for _ in range(3):  # caption runs left submitting or running are finished (a lookup may fail)
+        await services.captioning.resume()
+    await check_invariants(world, drafts, [run_id for run_id, _ in captions], limit, daily, monthly)
 
 
 async def confirm(world: ChaosWorld, draft: Draft) -> None:
@@ -142,6 +160,15 @@ async def confirm(world: ChaosWorld, draft: Draft) -> None:
     draft.confirmed.add(draft.revision)
     with contextlib.suppress(UserFacingError):
         await services.training.submit_draft(draft.job_id, draft.requester, revision=draft.revision)
+
+
+async def caption(world: ChaosWorld, run_id: str, user: int) -> None:
+    """Caption pressed: claimed and submitted; following it is left to the recovery at the end
+    (the simulator only moves when the chaos makes it)."""
+    services = world.services
+    assert services is not None
+    with contextlib.suppress(UserFacingError, TimeoutError):
+        await asyncio.wait_for(services.captioning.run(run_id, world.requester(user)), timeout=0.5)
 
 
 async def edit(world: ChaosWorld, draft: Draft, prompts: tuple[str, ...]) -> None:
@@ -189,7 +216,7 @@ async def run_until_killed(world: ChaosWorld, actions: list[Coroutine[Any, Any, 
 
 
 async def check_invariants(
-    world: ChaosWorld, drafts: list[Draft], limit: int, daily: int | None, monthly: int | None
+    world: ChaosWorld, drafts: list[Draft], caption_runs: list[str], limit: int, daily: int | None, monthly: int | None
 ) -> None:
     services = world.services
     assert services is not None
@@ -197,8 +224,13 @@ async def check_invariants(
     sim = world.simulator
     jobs = {d.job_id: await store.jobs.get(d.job_id) for d in drafts}
     by_workflow = {job.workflow_id: job for job in jobs.values() if job is not None and job.workflow_id}
-    # Every workflow is followed by a job; no job is left half-way.
-    unfollowed = set(sim.workflows) - set(by_workflow)
+    runs = [run for run in [await store.captions.get(run_id) for run_id in caption_runs] if run is not None]
+    captioned = {run.workflow_id: run for run in runs if run.workflow_id}
+    for run in runs:
+        world.expect(run.status not in (CaptionRunStatus.SUBMITTING, CaptionRunStatus.RUNNING),
+                     f"caption run {run.id} is still {run.status}")  # fmt: skip
+    # Every workflow is followed by a job or a caption run; no job is left half-way.
+    unfollowed = set(sim.workflows) - set(by_workflow) - set(captioned)
     world.expect(not unfollowed, f"workflows nobody follows: {unfollowed}")
     for job in jobs.values():
         assert job is not None
@@ -215,14 +247,22 @@ async def check_invariants(
         assert job is not None
         net = net_charge(job.workflow_id)
         world.expect(await store.ledger.spent_for_job(job.id) == net, f"job {job.id}: ledger ≠ simulator ({net})")
+    for run in runs:
+        net = net_charge(run.workflow_id)
+        world.expect(await store.captions.spent(run.id) == net, f"caption run {run.id}: ledger ≠ simulator ({net})")
     # No limit was exceeded: every run was going at once (nothing ran before the chaos ended).
     per_user: dict[int, list[float]] = {}
     for job in by_workflow.values():
         per_user.setdefault(job.user_id, []).append(await store.ledger.spent_for_job(job.id))
     for user, spent in per_user.items():
         world.expect(len(spent) <= limit, f"member {user} started {len(spent)} runs with a limit of {limit}")
-        world.expect(daily is None or sum(spent) <= daily, f"member {user} spent {sum(spent)} over the daily {daily}")
-    total = sum(sum(v) for v in per_user.values())
+    caption_spend: dict[int, float] = {}
+    for run in runs:
+        caption_spend[run.user_id] = caption_spend.get(run.user_id, 0.0) + await store.captions.spent(run.id)
+    for user in set(per_user) | set(caption_spend):
+        spent_by = sum(per_user.get(user, [])) + caption_spend.get(user, 0.0)
+        world.expect(daily is None or spent_by <= daily, f"member {user} spent {spent_by} over the daily {daily}")
+    total = sum(sum(v) for v in per_user.values()) + sum(caption_spend.values())
     world.expect(monthly is None or total <= monthly, f"the server spent {total} over the monthly {monthly}")
     # What was submitted is what the member saw on a confirmation they confirmed.
     for draft in drafts:

@@ -192,6 +192,8 @@ class ChaosWorld:
         for name in ("claim_for_submit", "renew_lease", "mark_submitted", "release_claim", "take_over_submit",
                      "abandon_submit", "update_draft", "update_state"):  # fmt: skip
             crashes.wrap(jobs, name, f"jobs.{name}")
+        for name in ("claim", "set_lease", "mark_running", "release"):
+            crashes.wrap(services.store.captions, name, f"captions.{name}")
         crashes.wrap(services.store.epochs, "record_posted", "epochs.record_posted")
         crashes.wrap(services.store.events, "mark_handled", "events.mark_handled")
         crashes.wrap(services.store.ledger, "settle", "ledger.settle")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -154,3 +155,30 @@ def test_public_url_problems(public_url: str, expected: list[str]) -> None:
         assert any(word in problem for problem in problems), (word, problems)
     if not expected:
         assert problems == []
+
+
+async def test_an_image_link_serves_that_image_only(
+    server: WebServer, settings: Settings, client: aiohttp.ClientSession
+) -> None:
+    """Captioning's hosted ``mediaUrl``: one image of a stored dataset; its signature opens
+    neither another image nor the zip, and it expires like a dataset link."""
+    path = settings.data_dir / "datasets" / f"{DIGEST}.zip"
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.jpg", b"first image")
+        archive.writestr("a.txt", b"a caption")
+        archive.writestr("b.png", b"second image")
+    signer = DatasetUrlSigner.from_settings(settings)
+    assert signer is not None
+    url = signer.image_url(DIGEST, 1, ".png")
+    assert url.startswith(f"{PUBLIC_URL}/datasets/{DIGEST}/") and url.endswith("/images/1.png")
+    async with client.get(local(server, url)) as response:
+        assert response.status == 200 and response.content_type == "image/png"
+        assert await response.read() == b"second image"
+    for other in (url.replace("/images/1.png", "/images/0.png"), url.replace("/images/1.png", "/dataset.zip")):
+        async with client.get(local(server, other)) as response:
+            assert response.status == 403
+    async with client.get(local(server, signer.image_url(DIGEST, 2, ".jpg"))) as response:
+        assert response.status == 404  # past the last image
+    async with client.get(local(server, signer.image_url(DIGEST, 0, ".jpg", now=time.time() - 10**6))) as response:
+        assert response.status == 410

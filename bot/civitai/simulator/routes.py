@@ -190,6 +190,8 @@ async def get_workflow(request: web.Request) -> web.Response:
     wait = min(_int_query(request, "wait", 0), MAX_WAIT)
     if wait <= 0:
         return _json(rec, request)
+    if rec.id is not None:
+        _sim(request).held_reads.append(rec.id)
     if request.query.get("until", "completion").lower() == "change":
         changed = await rec.wait_change(rec.version, wait)
         return _json(rec, request, 200 if changed or rec.terminal else 202)

@@ -100,6 +100,8 @@ class Simulator:
         # Inspection for tests: templates exactly as received, whatif bodies, zip URLs fetched.
         self.workflows: dict[str, dict[str, Any]] = {}
         self.whatif_requests: list[dict[str, Any]] = []
+        # Workflow ids read with ``wait`` (long-polls), kept for tests of callback-driven clients.
+        self.held_reads: list[str] = []
         self.dataset_fetches: list[str] = []
         self.base_url: str | None = None
         self._accounts: dict[str, Account] = {}
