@@ -44,14 +44,10 @@ class TrainerBot(commands.AutoShardedBot):
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
-        shard_ids = list(settings.shard_ids) if settings.shard_ids is not None else None
-        super().__init__(
-            command_prefix=commands.when_mentioned,
-            intents=intents,
-            help_command=None,
-            shard_count=settings.shard_count,
-            shard_ids=shard_ids,
-        )
+        sharding: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            sharding["shard_ids"] = list(settings.shard_ids)
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **sharding)
         self.settings = settings
         self._services = services
 
