@@ -32,7 +32,7 @@ def settings(data: Path, database_url: str, shard: int) -> Settings:
         # from the directory both share.
         datasets_dir=data.parent / "shared-datasets",
         secret_key=SecretStr("one-key-for-every-process"),  # signed dataset links, stored tokens
-        database_url=database_url,
+        database_url=SecretStr(database_url),
         civitai_mode=CivitaiMode.SIMULATE,
         public_url=PUBLIC_URL,  # callback mode: only callbacks (and reconcile) cause refreshes
         http_host="127.0.0.1",
