@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from bot.civitai.training import TrainingOptions
-from bot.config import CivitaiMode, Settings
 from bot.jobs.policy import Member
 from bot.jobs.submission import Requester
 from bot.jobs.tracker import Outcome
@@ -18,7 +17,15 @@ from bot.services import Services
 from storage.models import JobStatus
 from storage.shards import ShardScope, shard_of
 from tests.tracking.helpers import PROMPTS, advance, checked_dataset, submit
-from tests.tracking.test_tracker_core import RecordingSink, sim, started, until_epoch
+from tests.tracking.test_tracker_core import (
+    RecordingSink,
+    core_settings,
+    crashed_submit,
+    sim,
+    started,
+    stopped_time_services,
+    until_epoch,
+)
 
 # Snowflake-sized server ids, one on each of two shards.
 OURS, THEIRS = (1_234_567 << 22) | 77, (1_234_568 << 22) | 77
@@ -32,27 +39,11 @@ def test_servers_fall_on_the_shards_discord_gives_them() -> None:
     assert scope.owns(OURS) and not scope.owns(THEIRS)
 
 
-def shard_settings(tmp_path: Path) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp_path / "data",
-        civitai_mode=CivitaiMode.SIMULATE,
-        http_host="127.0.0.1",
-        http_port=0,
-        poll_delays_seconds=(0.02,),
-        poll_interval_seconds=0.05,
-        card_edit_interval_seconds=0,
-        shard_count=2,
-        shard_ids=(shard_of(OURS, 2),),
-    )
-
-
 @pytest.fixture
 async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    services = await Services.start(shard_settings(tmp_path))
-    sim(services).speed = 0
-    yield services
-    await services.close()
+    settings = core_settings(tmp_path, shard_count=2, shard_ids=(shard_of(OURS, 2),))
+    async for started_services in stopped_time_services(settings):
+        yield started_services
 
 
 async def _opened(services: Services, tmp_path: Path, guild_id: int, name: str):  # type: ignore[no-untyped-def]
@@ -84,15 +75,7 @@ async def test_a_crashed_submit_of_another_shard_is_not_taken_over(
 ) -> None:
     sink = RecordingSink()
     tracker = await started(services, sink)
-
-    async def crash(*args: object) -> None:
-        raise SystemExit("the process died right after the submit")
-
-    monkeypatch.setattr(services.store.jobs, "mark_submitted", crash)
-    with pytest.raises(SystemExit):
-        await submit(services, tmp_path, guild_id=THEIRS, user_id=USER, channel_id=CHANNEL)
-    monkeypatch.undo()
-    [job] = await services.store.jobs.list_unfinished()
+    job = await crashed_submit(services, tmp_path, monkeypatch, THEIRS)
     services.clock.advance(seconds=61)  # its lease ran out: recoverable, but not by us
 
     assert await tracker.reconcile() == 0
