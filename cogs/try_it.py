@@ -453,6 +453,7 @@ class TryItCog(commands.Cog, name=COG_NAME):
             simulated=services.simulated,
             cooldowns=services.cooldowns,
             audit=services.audit,
+            shards=services.settings.shard_scope,
         )
         self.sink = DiscordGenerationSink(bot)
 

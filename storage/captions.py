@@ -19,6 +19,7 @@ from typing import Any
 from storage.db import Database, Row, from_db_time
 from storage.ledger import insert_charge
 from storage.models import Payer
+from storage.shards import ShardScope, scope_where
 
 
 class CaptionRunStatus(StrEnum):
@@ -98,9 +99,12 @@ class CaptionRunRepository:
         row = await self.db.one("SELECT * FROM caption_runs WHERE id = ?", (run_id,))
         return _run_from_row(row) if row is not None else None
 
-    async def unfinished(self) -> list[CaptionRun]:
+    async def unfinished(self, shards: ShardScope | None = None) -> list[CaptionRun]:
+        """Runs a restart interrupted, in the servers of ``shards`` (None: all)."""
+        owned, owned_params = scope_where(shards)
         rows = await self.db.all(
-            "SELECT * FROM caption_runs WHERE status IN (?, ?) ORDER BY created_at", tuple(s.value for s in UNFINISHED)
+            f"SELECT * FROM caption_runs WHERE status IN (?, ?) AND {owned} ORDER BY created_at",
+            (*(s.value for s in UNFINISHED), *owned_params),
         )
         return [_run_from_row(row) for row in rows]
 
