@@ -132,11 +132,6 @@ class Store:
         found = [str(row[0]) for row in rows]
         return [] if found == ["ok"] else found
 
-    @property
-    def shared(self) -> bool:
-        """Whether other processes may use this database (PostgreSQL), so they must be told."""
-        return isinstance(self.db.conn, PostgresConnection)
-
     async def tell_processes(self, payload: str) -> None:
         """Hand ``payload`` to every process listening on this database (none on SQLite: one
         process only). Delivered only to processes listening now: the receiver must also catch
