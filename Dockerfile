@@ -26,10 +26,11 @@ COPY storage ./storage
 RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
     && rm -rf build ./*.egg-info \
     && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home --shell /usr/sbin/nologin bot \
-    && mkdir -p /data \
-    && chown bot:bot /data
+    && mkdir -p /data /datasets \
+    && chown bot:bot /data /datasets
 
 # The database, the generated secret.key and cached datasets live in /data: keep it on a volume.
+# /datasets is owned by the bot so a volume shared by several processes (DATASETS_DIR) starts writable.
 ENV DATA_DIR=/data \
     HTTP_HOST=0.0.0.0 \
     HTTP_PORT=8080

@@ -35,13 +35,19 @@ def point_discord_at(settings: Settings) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
-class TrainerBot(commands.Bot):
+class TrainerBot(commands.AutoShardedBot):
+    """Sharded as the settings say: SHARD_IDS of SHARD_COUNT (one process of several), else every
+    shard Discord recommends (GET /gateway/bot) in this one process."""
+
     def __init__(self, settings: Settings, services: Services | None = None) -> None:
         # The bot never joins voice: spare operators discord.py's warnings about voice libraries.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True
-        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None)
+        sharding: dict[str, Any] = {"shard_count": settings.shard_count}
+        if settings.shard_ids is not None:
+            sharding["shard_ids"] = list(settings.shard_ids)
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None, **sharding)
         self.settings = settings
         self._services = services
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import secrets
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.shards import ShardScope
 
 CIVITAI_ORCHESTRATOR_URL = "https://orchestration.civitai.com"
 DISCORD_API_BASE = "https://discord.com/api/v10"
@@ -45,6 +47,11 @@ class Settings(BaseSettings):
     discord_api_base: str = DISCORD_API_BASE
     discord_gateway_url: str = DISCORD_GATEWAY_URL
     dev_guild_id: int | None = None
+    # Several processes (README "Beyond one process"): the total number of shards, and the
+    # shards this process connects (discord.py's shard ids, e.g. 0,1). Unset: one process, with
+    # as many shards as Discord recommends. A process follows only its own shards' jobs.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
 
     # Civitai
     civitai_token: SecretStr | None = None
@@ -67,6 +74,9 @@ class Settings(BaseSettings):
 
     # Storage and secrets
     data_dir: Path = Path("./data")
+    # Normalised datasets, served to the orchestrator by whichever process a request reaches:
+    # with several processes, a directory they all share (unset: DATA_DIR/datasets).
+    datasets_dir: Path | None = None
     # sqlite:///path (unset: DATA_DIR/bot.sqlite3) or postgresql://user:password@host:5432/db.
     database_url: SecretStr | None = None
     secret_key: SecretStr | None = None
@@ -119,12 +129,46 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            items = [item.strip() for item in value.strip().strip("[]").split(",") if item.strip()]
+            return tuple(items)
+        return (value,) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _shards_fit(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT: set SHARD_COUNT to the total number of shards")
+        wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if wrong or not self.shard_ids or len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError(
+                f"SHARD_IDS must list distinct shard ids from 0 to {self.shard_count - 1}"
+                f" (SHARD_COUNT={self.shard_count}), e.g. SHARD_IDS=0,1"
+            )
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(DATABASE_SCHEMES):
             raise ValueError("use sqlite:///path/to/file.sqlite3 or postgresql://user:password@host:5432/database")
         return value
+
+    @property
+    def shard_scope(self) -> ShardScope | None:
+        """The servers this process owns; None when it runs every shard (one process)."""
+        if self.shard_count is None:
+            return None
+        ids = self.shard_ids if self.shard_ids is not None else range(self.shard_count)
+        return ShardScope(self.shard_count, frozenset(ids))
+
+    @property
+    def datasets_path(self) -> Path:
+        return self.datasets_dir if self.datasets_dir is not None else self.data_dir / "datasets"
 
     @property
     def database_path(self) -> Path:

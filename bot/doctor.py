@@ -29,11 +29,13 @@ from bot.hooks import DOCTOR_PROBE_PATH, doctor_proof
 from bot.invite import invite_url
 from bot.logging_setup import redact, register_secret, setup_logging
 from bot.metrics import BotMetrics
+from bot.shared_folder import look
 from bot.startup import DATA_DIR_FIX, StartupError, data_dir_problem, load_settings
 from bot.web.server import WebServer
 from bot.web.signing import public_url_problems
 from bot.web.wiring import build_web_server
 from storage import Store
+from storage.store import is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -343,6 +345,47 @@ async def check_public_url(settings: Settings, data_folder_ok: bool) -> Check:
     return check
 
 
+# -- several processes (shards) ---------------------------------------------------------------
+
+
+def check_shards(settings: Settings) -> Check:
+    scope = settings.shard_scope
+    if scope is None:
+        return Check("Shards", Status.OK, "one process runs every shard (as many as Discord recommends)")
+    ids = ", ".join(str(i) for i in sorted(scope.ids))
+    detail = f"this process runs shard(s) {ids} of {scope.count} and follows the jobs of those servers only"
+    alone = len(scope.ids) == scope.count
+    if not alone and not is_postgres(settings.database_target):
+        return Check(
+            "Shards", Status.FAIL, detail + ", but the processes cannot share a SQLite file",
+            "set DATABASE_URL=postgresql://… (the same in every process); see README, Beyond one process",
+        )  # fmt: skip
+    return Check("Shards", Status.OK, detail)
+
+
+def check_datasets_folder(settings: Settings) -> Check:
+    name = "Datasets folder"
+    folder = settings.datasets_path.resolve()
+    try:
+        view = look(settings)
+    except OSError as exc:
+        return Check(name, Status.FAIL, f"cannot write to {folder} ({exc.strerror or exc})",
+                     "make DATASETS_DIR writable by the bot's user")  # fmt: skip
+    if not view.readable:
+        return Check(name, Status.FAIL, f"{folder} does not read back what this process wrote",
+                     "use a local or network folder that keeps what is written")  # fmt: skip
+    scope = settings.shard_scope
+    if scope is None or len(scope.ids) == scope.count:
+        return Check(name, Status.OK, f"{folder} is readable and writable")
+    if not view.others:
+        return Check(
+            name, Status.WARN, f"{folder} works, but no other process of this bot has been seen there",
+            "every process must share this folder (DATASETS_DIR on a shared volume): hosted dataset links reach "
+            "any process; start the others (or run their doctor), then check again",
+        )  # fmt: skip
+    return Check(name, Status.OK, f"{folder} is shared with the processes of shard(s) {', '.join(view.others)}")
+
+
 # -- the checklist -----------------------------------------------------------------------------
 
 
@@ -351,8 +394,10 @@ async def run_checks(settings: Settings) -> list[Check]:
     data_ok = checks[-1].status is Status.OK
     if data_ok:
         checks.append(await check_database(settings))
+        checks.append(check_datasets_folder(settings))
     else:
         checks.append(Check("Database", Status.SKIPPED, "needs the data folder; fix that first"))
+    checks.append(check_shards(settings))
     checks.append(await check_discord(settings))
     checks.append(await check_civitai(settings))
     checks.append(await check_public_url(settings, data_ok))

@@ -100,7 +100,7 @@ class Retention:
             "deliveries": lambda: self.store.deliveries.purge_older_than(
                 now - timedelta(days=self.settings.callback_retention_days)
             ),
-            "drafts": lambda: self.store.jobs.discard_stale_drafts(now - DRAFT_LIFETIME),
+            "drafts": lambda: self.store.jobs.discard_stale_drafts(now - DRAFT_LIFETIME, self.settings.shard_scope),
             "temp_files": lambda: asyncio.to_thread(
                 remove_old_entries, self.temp_root, (now - TEMP_FILE_LIFETIME).timestamp()
             ),

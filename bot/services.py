@@ -31,6 +31,7 @@ from bot.logging_setup import register_secret
 from bot.metrics import BotMetrics, LoopLagMonitor
 from bot.retention import Retention
 from bot.secretbox import SecretBox
+from bot.shared_folder import leave_marker
 from bot.web.server import WebServer
 from bot.web.signing import DatasetUrlSigner
 from bot.web.sinks import CallbackRelay, CaptionRunCallbacks, StoreHookJobs, job_counts_by_status
@@ -84,6 +85,8 @@ class Services:
             register_secret(settings.database_password)
         metrics = BotMetrics()
         datasets = DatasetStore.from_settings(settings)
+        if settings.shard_scope is not None:
+            leave_marker(settings)  # the doctor of every process sees this one shares the folder
         secretbox = SecretBox(SecretStr(secret_key))
         async with contextlib.AsyncExitStack() as stack:
             defaults = GuildDefaults(cooldown_seconds=settings.command_cooldown_seconds)

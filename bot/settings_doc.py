@@ -31,6 +31,10 @@ MEANINGS: dict[str, str] = {
     "discord_api_base": "Discord's REST API; point it at a shared REST proxy when running several processes.",
     "discord_gateway_url": "Discord's gateway (websocket) address.",
     "dev_guild_id": "A server id: register the slash commands in that server only (for trying changes).",
+    "shard_count": "Several processes: the total number of shards (the same in every process). Unset: one "
+    "process with as many shards as Discord recommends.",
+    "shard_ids": "Several processes: the shards this process connects, e.g. `0` or `0,1` (each shard in "
+    "exactly one process). It follows only the jobs of those shards' servers. Needs `SHARD_COUNT`.",
     "civitai_token": "The operator's Civitai API key: pays when `/admin payer` is `operator`. "
     "Unset and no server token stored: simulated mode.",
     "civitai_mode": "`auto` (simulate when no Civitai token is configured anywhere), `real` or `simulate`.",
@@ -49,6 +53,8 @@ MEANINGS: dict[str, str] = {
     "http_max_connections_per_peer": "Most simultaneous connections from one address; more are refused. "
     "Behind a reverse proxy every connection comes from the proxy: raise it to the proxy's own limit.",
     "data_dir": "Where the database, the generated `secret.key`, kept datasets and temporary files live.",
+    "datasets_dir": "Where normalised datasets are kept for hosted links. Several processes: a folder they "
+    "all share (any process may serve a link). Unset: `DATA_DIR/datasets`.",
     "database_url": "`postgresql://user:password@host:5432/db` to keep everything in PostgreSQL (several "
     "processes can share it); `sqlite:///path` for another SQLite file. Unset: `DATA_DIR/bot.sqlite3`.",
     "secret_key": "Encrypts stored tokens and signs URLs. Unset: generated once into `DATA_DIR/secret.key` "

@@ -61,9 +61,9 @@ FIELD_LIMIT = 1024
 
 
 def service_of(interaction: discord.Interaction) -> GenerationService:
-    # By attribute, not class: discord.py loads an extension as a fresh module object, so the
-    # cog's class differs from the one modules importing this file see.
-    cog = interaction.client.get_cog(COG_NAME) if isinstance(interaction.client, commands.Bot) else None
+    # BotBase: a Bot or an AutoShardedBot. By attribute, not class: discord.py loads an extension
+    # as a fresh module object, so the cog's class differs from the one modules importing this file see.
+    cog = interaction.client.get_cog(COG_NAME) if isinstance(interaction.client, commands.bot.BotBase) else None
     service = getattr(cog, "service", None)
     if not isinstance(service, GenerationService):
         raise RuntimeError("the Try it cog is not loaded")
@@ -453,6 +453,7 @@ class TryItCog(commands.Cog, name=COG_NAME):
             simulated=services.simulated,
             cooldowns=services.cooldowns,
             audit=services.audit,
+            shards=services.settings.shard_scope,
         )
         self.sink = DiscordGenerationSink(bot)
 

@@ -36,7 +36,7 @@ GRID_SEARCH_LIMIT = 50  # the final grid is among a thread's last messages
 
 
 def _cog(interaction: discord.Interaction) -> Any:
-    cog = interaction.client.get_cog(COG_NAME) if isinstance(interaction.client, commands.Bot) else None
+    cog = interaction.client.get_cog(COG_NAME) if isinstance(interaction.client, commands.bot.BotBase) else None
     if cog is None:
         raise RuntimeError("the Votes cog is not loaded")
     return cog

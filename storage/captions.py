@@ -22,6 +22,7 @@ from typing import Any
 from storage.db import Database, Row, from_db_time, optional_db_time
 from storage.ledger import drop_charge, insert_charge, over_spend_caps
 from storage.models import Claim, ClaimRefusal, Payer, SubmitLimits
+from storage.shards import ShardScope, scope_where
 
 # "cap" and 12 hex digits: never a job id (10 letters and digits), so a callback URL says which.
 RUN_ID_PATTERN = re.compile(r"^cap[0-9a-f]{12}$")
@@ -112,9 +113,12 @@ class CaptionRunRepository:
         row = await self.db.one("SELECT * FROM caption_runs WHERE id = ?", (run_id,))
         return _run_from_row(row) if row is not None else None
 
-    async def unfinished(self) -> list[CaptionRun]:
+    async def unfinished(self, shards: ShardScope | None = None) -> list[CaptionRun]:
+        """Runs a restart interrupted, in the servers of ``shards`` (None: all)."""
+        owned, owned_params = scope_where(shards)
         rows = await self.db.all(
-            "SELECT * FROM caption_runs WHERE status IN (?, ?) ORDER BY created_at", tuple(s.value for s in UNFINISHED)
+            f"SELECT * FROM caption_runs WHERE status IN (?, ?) AND {owned} ORDER BY created_at",
+            (*(s.value for s in UNFINISHED), *owned_params),
         )
         return [_run_from_row(row) for row in rows]
 

@@ -222,6 +222,12 @@ class Database:
         async with self._lock, self.conn.transaction():
             yield self._session
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """The connection to itself, for what is not a statement (PostgreSQL's LISTEN/NOTIFY)."""
+        async with self._lock:
+            yield self.conn
+
     async def close(self) -> None:
         async with self._lock:
             await self.conn.close()

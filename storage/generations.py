@@ -18,6 +18,7 @@ from typing import Any
 from storage.db import Database, Row, from_db_time, placeholders
 from storage.ledger import over_spend_caps
 from storage.models import Claim, ClaimRefusal, LedgerKind, Payer, SubmitLimits, TokenSource
+from storage.shards import ShardScope, scope_where
 
 _ID_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 ID_LENGTH = 10
@@ -151,11 +152,13 @@ class GenerationRepository:
         row = await self.db.one("SELECT * FROM generations WHERE id = ?", (generation_id,))
         return _from_row(row) if row is not None else None
 
-    async def unfinished(self) -> list[Generation]:
-        """Generations submitted (or being submitted) whose images are not posted yet."""
+    async def unfinished(self, shards: ShardScope | None = None) -> list[Generation]:
+        """Generations submitted (or being submitted) whose images are not posted yet, in the
+        servers of ``shards`` (None: all)."""
+        owned, owned_params = scope_where(shards)
         rows = await self.db.all(
-            "SELECT * FROM generations WHERE finished_at IS NULL AND status IN (?, ?) ORDER BY created_at",
-            (GenerationStatus.SUBMITTING.value, GenerationStatus.SUBMITTED.value),
+            f"SELECT * FROM generations WHERE finished_at IS NULL AND status IN (?, ?) AND {owned} ORDER BY created_at",
+            (GenerationStatus.SUBMITTING.value, GenerationStatus.SUBMITTED.value, *owned_params),
         )
         return [_from_row(row) for row in rows]
 

@@ -43,6 +43,7 @@ from storage.models import (
     TokenSource,
     Variant,
 )
+from storage.shards import ShardScope, scope_where
 
 # Lowercase letters and digits: easy to type into an autocomplete box, safe in URLs and custom ids.
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -328,12 +329,15 @@ class JobRepository:
         orphan a submit that is already on its way."""
         return await self._move(job_id, {JobStatus.DRAFT}, JobStatus.DISCARDED)
 
-    async def discard_stale_drafts(self, created_before: datetime) -> int:
-        """Discard drafts nobody confirmed (the confirmation expires after 15 min); returns how many."""
+    async def discard_stale_drafts(self, created_before: datetime, shards: ShardScope | None = None) -> int:
+        """Discard drafts nobody confirmed (the confirmation expires after 15 min) in the servers
+        of ``shards`` (None: all); returns how many."""
         now = self.db.now()
+        owned, owned_params = scope_where(shards)
         return await self.db.run(
-            "UPDATE jobs SET status = ?, updated_at = ?, finished_at = ? WHERE status = ? AND created_at < ?",
-            (JobStatus.DISCARDED.value, now, now, JobStatus.DRAFT.value, to_db_time(created_before)),
+            "UPDATE jobs SET status = ?, updated_at = ?, finished_at = ?"
+            f" WHERE status = ? AND created_at < ? AND {owned}",
+            (JobStatus.DISCARDED.value, now, now, JobStatus.DRAFT.value, to_db_time(created_before), *owned_params),
         )
 
     async def mark_submitted(self, job_id: str, workflow_id: str, price: float | None) -> Job | None:
@@ -489,11 +493,14 @@ class JobRepository:
         row = await self.db.one("SELECT EXISTS (SELECT 1 FROM jobs WHERE dataset_digest = ?)", (digest,))
         return bool(row and row[0])
 
-    async def list_unfinished(self) -> list[Job]:
-        """Every job the tracker must follow (including submits a crash interrupted), oldest first."""
+    async def list_unfinished(self, shards: ShardScope | None = None) -> list[Job]:
+        """Every job the tracker must follow (including submits a crash interrupted) in the
+        servers of ``shards`` (None: all), oldest first."""
         statuses = sorted(s.value for s in ACTIVE_STATUSES)
+        owned, owned_params = scope_where(shards)
         rows = await self.db.all(
-            f"SELECT * FROM jobs WHERE status IN ({placeholders(statuses)}) ORDER BY created_at, id", statuses
+            f"SELECT * FROM jobs WHERE status IN ({placeholders(statuses)}) AND {owned} ORDER BY created_at, id",
+            [*statuses, *owned_params],
         )
         return [_job_from_row(row) for row in rows]
 

@@ -125,6 +125,22 @@ class PostgresConnection:
     async def server_version(self) -> str:
         return str(await self.raw.fetchval("SHOW server_version"))
 
+    # Telling other processes (LISTEN/NOTIFY). Channels are per database, not per schema: the
+    # channel carries the schema's lock key so two bots sharing a server never hear each other.
+
+    @property
+    def channel(self) -> str:
+        return f"lorabot_jobs_{self.lock_key & 0xFFFFFFFF}"
+
+    async def notify(self, payload: str) -> None:
+        await self.raw.execute("SELECT pg_notify($1, $2)", self.channel, payload)
+
+    async def listen(self, on_payload: Callable[[str], None]) -> None:
+        def heard(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            on_payload(payload)
+
+        await self.raw.add_listener(self.channel, heard)
+
     async def close(self) -> None:
         await self.raw.close()
 

@@ -3,6 +3,7 @@ repositories."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import aiosqlite
@@ -130,6 +131,20 @@ class Store:
         rows = await self.db.all("PRAGMA quick_check")
         found = [str(row[0]) for row in rows]
         return [] if found == ["ok"] else found
+
+    async def tell_processes(self, payload: str) -> None:
+        """Hand ``payload`` to every process listening on this database (none on SQLite: one
+        process only). Delivered only to processes listening now: the receiver must also catch
+        up by itself (the tracker's reconcile pass)."""
+        async with self.db.connection() as conn:
+            if isinstance(conn, PostgresConnection):
+                await conn.notify(payload)
+
+    async def listen_to_processes(self, on_payload: Callable[[str], None]) -> None:
+        """Call ``on_payload`` with what other processes ``tell_processes`` from now on."""
+        async with self.db.connection() as conn:
+            if isinstance(conn, PostgresConnection):
+                await conn.listen(on_payload)
 
     async def get_meta(self, key: str) -> str | None:
         row = await self.db.one("SELECT value FROM meta WHERE key = ?", (key,))

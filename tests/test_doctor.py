@@ -79,8 +79,9 @@ async def test_a_good_simulated_configuration_passes(stage: Stage, good_env: dic
     assert code == 0, output
     assert lines_marked(output, "✗") == []
     assert [line.split(":")[0] for line in lines_marked(output, "✓")] == [
-        "✓ Settings", "✓ Data folder", "✓ Database", "✓ Discord token", "✓ Civitai token"
-    ]
+        "✓ Settings", "✓ Data folder", "✓ Database", "✓ Datasets folder", "✓ Shards", "✓ Discord token",
+        "✓ Civitai token",
+    ]  # fmt: skip
     assert "SIMULATED" in output
     assert f"client_id={stage.application_id}" in output and f"permissions={PERMISSIONS}" in output
     # Without PUBLIC_URL the bot polls: a warning with the way to get callbacks, not a failure.

@@ -239,7 +239,7 @@ class CaptioningService:
     async def resume(self, on_done: Callable[[CaptionRun, CaptionOutcome | None], Awaitable[None]] | None = None
                      ) -> int:  # fmt: skip
         """Finish every run a restart interrupted (submitting or running); returns how many."""
-        runs = await self.store.captions.unfinished()
+        runs = await self.store.captions.unfinished(self.settings.shard_scope)  # this process's servers only
         for run in runs:
             try:
                 outcome: CaptionOutcome | None = None

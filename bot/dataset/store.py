@@ -34,7 +34,7 @@ class DatasetStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DatasetStore:
-        return cls(settings.data_dir / "datasets", settings.dataset_retention_days)
+        return cls(settings.datasets_path, settings.dataset_retention_days)
 
     def put(self, source: Path, digest: str | None = None) -> str:
         """Move ``source`` into the store (same filesystem: an atomic rename); return its digest.

@@ -50,6 +50,7 @@ from storage.generations import (
     TryItAccess,
 )
 from storage.models import ClaimRefusal, GuildSettings, Job
+from storage.shards import ShardScope
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,11 @@ class GenerationService:
         simulated: bool,
         cooldowns: Cooldowns,
         audit: AuditTrail | None = None,
+        shards: ShardScope | None = None,
     ) -> None:
         self.store = store
         self.repo = GenerationRepository(store.db)
+        self.shards = shards  # the servers whose generations this process follows (None: all)
         self.secretbox = secretbox
         self.clock = clock
         self.orchestrator = orchestrator
@@ -165,7 +168,7 @@ class GenerationService:
     async def start(self, sink: GenerationSink) -> None:
         """Attach the sink and take up every generation submitted but not posted yet."""
         self.sink = sink
-        for generation in await self.repo.unfinished():
+        for generation in await self.repo.unfinished(self.shards):
             self._follow_later(generation)
 
     async def stop(self) -> None:

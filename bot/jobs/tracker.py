@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -150,6 +151,9 @@ class Tracker:
         self.schedule = schedule or PollSchedule.from_settings(settings)
         self.metrics = metrics  # how long refreshes take (``lorabot_refresh_seconds``)
         self.polling = not settings.public_url
+        # The servers whose jobs this process follows (None: all, one process). Another
+        # process owns the rest: it is told of their callbacks, and nothing here refreshes them.
+        self.shards = settings.shard_scope
         self.files = EpochFiles()
         self.cards = CardThrottle(settings.card_edit_interval_seconds, self._show_card)
         self.refreshes = 0  # workflow reads done by refreshes (tests check coalescing with it)
@@ -162,6 +166,7 @@ class Tracker:
         self._failures: dict[str, int] = {}
         self._hints: dict[str, str] = {}
         self._reconciler: asyncio.Task[None] | None = None
+        self._told: set[asyncio.Task[None]] = set()  # callbacks other processes passed on
         self._limit = asyncio.Semaphore(REFRESH_CONCURRENCY)
         self._long_polls = 0
 
@@ -186,12 +191,13 @@ class Tracker:
             return
         self.sink  # noqa: B018 - fail now rather than at the first event
         self._running = True
+        await self.store.listen_to_processes(self._heard_from_process)
         self._reconciler = asyncio.create_task(self._reconcile_loop(), name="tracker-reconcile")
 
     async def stop(self) -> None:
         """Stop every loop; refreshes in flight get a moment to finish their current post."""
         self._running = False
-        waiting = (*self._pollers.values(), *self._retries.values(), *self._rechecks.values())
+        waiting = (*self._pollers.values(), *self._retries.values(), *self._rechecks.values(), *self._told)
         background = [t for t in (self._reconciler, *waiting) if t]
         for task in background:
             task.cancel()
@@ -215,9 +221,43 @@ class Tracker:
         once the workflow itself says the run failed (the workflow carries no reason).
         """
         reason = payload.get("reason")
-        if isinstance(reason, str) and reason:
-            self._hints[job_id] = reason[:MAX_HINT_LENGTH]
+        hint = reason[:MAX_HINT_LENGTH] if isinstance(reason, str) and reason else None
+        job = await self.store.jobs.get(job_id)
+        if job is not None and not self.owns(job):
+            # Reached the wrong process (a load balancer in front of several): tell the owner.
+            # Should it miss this, its reconcile pass still finds what changed.
+            await self.store.tell_processes(json.dumps({"job": job_id, "reason": hint}))
+            return
+        self._hinted_refresh(job_id, hint)
+
+    def _hinted_refresh(self, job_id: str, hint: str | None) -> None:
+        if hint:
+            self._hints[job_id] = hint
         self.request_refresh(job_id)
+
+    def owns(self, job: Job) -> bool:
+        """Whether this process follows ``job`` (its server is on one of its shards)."""
+        return self.shards is None or self.shards.owns(job.guild_id)
+
+    def _heard_from_process(self, payload: str) -> None:
+        """Another process received a callback for a job (every listener hears it, the sender
+        too): the owner refreshes it; nobody passes it on again."""
+        try:
+            told = json.loads(payload)
+            job_id, hint = str(told["job"]), told.get("reason")
+        except (ValueError, KeyError, TypeError):
+            log.warning("Ignoring a malformed message from another process")
+            return
+        if not self._running:
+            return
+        task = asyncio.create_task(self._told_refresh(job_id, hint if isinstance(hint, str) else None))
+        self._told.add(task)
+        task.add_done_callback(self._told.discard)
+
+    async def _told_refresh(self, job_id: str, hint: str | None) -> None:
+        job = await self.store.jobs.get(job_id)
+        if job is not None and self.owns(job):
+            self._hinted_refresh(job_id, hint)
 
     async def job_opened(self, job_id: str) -> None:
         """The job's card and thread exist: start posting, and follow it from now on."""
@@ -252,7 +292,7 @@ class Tracker:
 
     async def reconcile(self) -> int:
         """Look at every unfinished job once (missed callbacks, a restart); returns how many."""
-        jobs = await self.store.jobs.list_unfinished()
+        jobs = await self.store.jobs.list_unfinished(self.shards)
         for job in jobs:
             if self.polling and job.status is not JobStatus.SUBMITTING:
                 self.follow(job.id)
@@ -384,6 +424,9 @@ class Tracker:
                 log.exception("Reading job %s from the store failed", job_id)
                 return Refresh(Outcome.PENDING)
             if job is None:
+                return Refresh(Outcome.GONE)
+            if not self.owns(job):
+                log.debug("Not refreshing job %s: its server is on another process's shard", job_id)
                 return Refresh(Outcome.GONE)
             with about_job(job):  # every line below, failures included, carries the job's ids
                 return await self._refresh_logged(job)

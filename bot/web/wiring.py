@@ -36,7 +36,7 @@ def build_web_server(
     return WebServer(
         settings,
         hooks=ComposedHookSink(jobs or NoTrackedJobs(), target or LoggingCallbackTarget()),
-        datasets=datasets or DirectoryDatasetFiles(settings.data_dir / "datasets"),
+        datasets=datasets or DirectoryDatasetFiles(settings.datasets_path),
         metrics=metrics,
         readiness=readiness,
     )

@@ -100,6 +100,7 @@ class BotProcess:
         self.data_dir = data_dir
         self.log_path = data_dir.parent / f"{data_dir.name}-bot.log"
         self.extra_env = env
+        self.shard_id = int(env.get("SHARD_IDS", "0").split(",")[0])  # the shard waited for at start
         self.process: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
 
@@ -135,7 +136,8 @@ class BotProcess:
         def ready() -> bool | None:
             if self.process is not None and self.process.returncode is not None:
                 raise StageError(f"the bot exited with {self.process.returncode}:\n{self.log_tail()}")
-            return True if self.stage.gateway.identify_count >= identifies and self.stage.gateway.connected else None
+            connected = self.stage.gateway.shard_connected(self.shard_id)
+            return True if self.stage.gateway.identify_count >= identifies and connected else None
 
         # The stage is not told when a process exits: poll alongside the stage's own events.
         async def poll() -> None:

@@ -4,6 +4,10 @@ HELLO → IDENTIFY → READY + GUILD_CREATE (or RESUME → replay + RESUMED), he
 dispatches numbered per session so a client that reconnects can RESUME without losing events.
 Tests force reconnects with ``force_reconnect`` (op 7, or op 9 to make the client IDENTIFY again)
 and ``drop`` (the connection just dies, as when a network link fails).
+
+Shards: each IDENTIFY names its ``shard: [id, count]`` (absent: ``[0, 1]``); the stage keeps one
+session per shard id and sends a server's events only to the session of its shard,
+``(guild_id >> 22) % count`` (events without a server go to shard 0), as Discord does.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ AUTHENTICATION_FAILED = 4004
 class GatewaySession:
     id: str
     intents: int
+    shard: tuple[int, int] = (0, 1)
     seq: int = 0
     events: list[tuple[int, str, Any]] = field(default_factory=list)
     ws: web.WebSocketResponse | None = None
@@ -48,7 +53,7 @@ class GatewaySession:
 class Gateway:
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
-        self.session: GatewaySession | None = None  # the bot's current session
+        self.sessions: dict[int, GatewaySession] = {}  # the bot's current session of each shard
         self.identify_count = 0
         self.resume_count = 0
         self.connections = 0
@@ -56,9 +61,18 @@ class Gateway:
 
     # --- what tests read ---------------------------------------------------------------------
     @property
+    def session(self) -> GatewaySession | None:
+        """The session of shard 0 (the only one of a bot that is not sharded)."""
+        return self.sessions.get(0)
+
+    @property
     def connected(self) -> bool:
         """Whether a client is identified (or resumed) on an open connection."""
-        return self.session is not None and self.session.ws is not None and not self.session.ws.closed
+        return self.shard_connected(0)
+
+    def shard_connected(self, shard_id: int) -> bool:
+        session = self.sessions.get(shard_id)
+        return session is not None and session.ws is not None and not session.ws.closed
 
     async def force_reconnect(self, *, resume: bool = True) -> None:
         """Ask the client to reconnect: op 7 (it RESUMEs) or op 9 false (it IDENTIFYs again)."""
@@ -66,7 +80,7 @@ class Gateway:
         if resume:
             await self._send(session, {"op": RECONNECT, "d": None})
         else:
-            self.session = None  # the client must start a new session
+            self.sessions.pop(session.shard[0], None)  # the client must start a new session
             await self._send(session, {"op": INVALID_SESSION, "d": False})
 
     async def drop(self) -> None:
@@ -76,9 +90,19 @@ class Gateway:
             await session.ws.close(code=4000, message=b"stage dropped the connection")
 
     # --- events ------------------------------------------------------------------------------
-    async def dispatch(self, event: str, data: Any) -> None:
-        """Send an event to the bot's session; kept for replay if it is between connections."""
-        session = self.session
+    def session_for(self, data: Any) -> GatewaySession | None:
+        """The session of the shard an event's server is on (shard 0 without a server)."""
+        guild = data.get("guild_id") if isinstance(data, dict) else None
+        for session in self.sessions.values():
+            shard_id, count = session.shard
+            if (int(guild) >> 22) % count == shard_id if guild is not None else shard_id == 0:
+                return session
+        return None
+
+    async def dispatch(self, event: str, data: Any, session: GatewaySession | None = None) -> None:
+        """Send an event to the session of its server's shard (or ``session``); kept for replay
+        if it is between connections."""
+        session = session or self.session_for(data)
         if session is None:
             return
         if event in GUILDS_EVENTS and not session.intents & GUILDS_INTENT:
@@ -106,8 +130,9 @@ class Gateway:
             pass
         finally:
             self._sockets.discard(ws)
-            if self.session is not None and self.session.ws is ws:
-                self.session.ws = None
+            for session in self.sessions.values():
+                if session.ws is ws:
+                    session.ws = None
             self.stage.notify()
         return ws
 
@@ -130,17 +155,22 @@ class Gateway:
         if data.get("token") != self.stage.token:
             await ws.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
             return
+        shard_id, count = (int(n) for n in data.get("shard") or (0, 1))
+        if not 0 <= shard_id < count:
+            self.stage.record_error(f"gateway: IDENTIFY with shard [{shard_id}, {count}]")
         self.identify_count += 1
-        session = GatewaySession(id=secrets.token_hex(16), intents=int(data.get("intents") or 0), ws=ws)
-        self.session = session
-        await self.dispatch("READY", self.stage.ready_payload(session.id))
-        for guild in self.stage.guilds.values():
-            await self.dispatch("GUILD_CREATE", self.stage.guild_create_payload(guild))
+        session = GatewaySession(id=secrets.token_hex(16), intents=int(data.get("intents") or 0),
+                                 shard=(shard_id, count), ws=ws)  # fmt: skip
+        self.sessions[shard_id] = session
+        guilds = [g for g in self.stage.guilds if (g >> 22) % count == shard_id]
+        await self.dispatch("READY", self.stage.ready_payload(session.id, guilds, session.shard), session)
+        for guild in guilds:
+            await self.dispatch("GUILD_CREATE", self.stage.guild_create_payload(self.stage.guilds[guild]), session)
         self.stage.notify()
 
     async def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
-        session = self.session
-        if session is None or data.get("session_id") != session.id or data.get("token") != self.stage.token:
+        session = next((s for s in self.sessions.values() if s.id == data.get("session_id")), None)
+        if session is None or data.get("token") != self.stage.token:
             await self._send_raw(ws, {"op": INVALID_SESSION, "d": False})
             return
         self.resume_count += 1
@@ -150,7 +180,7 @@ class Gateway:
             for seq, event, event_data in session.events:
                 if seq > since:
                     await self._send_raw(ws, {"op": DISPATCH, "s": seq, "t": event, "d": event_data})
-        await self.dispatch("RESUMED", {"_trace": ["stage"]})
+        await self.dispatch("RESUMED", {"_trace": ["stage"]}, session)
         self.stage.notify()
 
     def _require_session(self) -> GatewaySession:

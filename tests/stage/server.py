@@ -210,7 +210,7 @@ class Stage:
         return user
 
     def _build_guild(self, spec: GuildSpec) -> Guild:
-        guild_id = self.ids.next()
+        guild_id = self.ids.next_on_shard(*spec.shard) if spec.shard else self.ids.next()
         members = list(spec.members)
         if not any(m.owner for m in members):
             members.append(MemberSpec("owner", owner=True))
@@ -327,11 +327,12 @@ class Stage:
             "bot": self.bot_user.payload(),
         }
 
-    def ready_payload(self, session_id: str) -> Json:
+    def ready_payload(self, session_id: str, guilds: list[int], shard: tuple[int, int]) -> Json:
         return {
             "v": 10,
             "user": self.bot_user.payload() | {"verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds],
+            "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
+            "shard": list(shard),
             "session_id": session_id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,

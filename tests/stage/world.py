@@ -67,6 +67,8 @@ class GuildSpec:
     )
     everyone_permissions: int = EVERYONE_PERMISSIONS
     attachment_size_limit: int = DEFAULT_ATTACHMENT_SIZE_LIMIT
+    # (shard id, shard count): the server's id is drawn so that Discord puts it on that shard.
+    shard: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

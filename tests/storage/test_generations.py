@@ -4,11 +4,13 @@ charge that follows the submit's price."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from storage import Store
 from storage.generations import GenerationKind, GenerationRepository, NewGeneration
 from storage.models import ClaimRefusal, Payer, SubmitLimits, TokenSource
+from storage.shards import ShardScope, shard_of
 from tests.storage.conftest import CHANNEL, GUILD, USER
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
@@ -47,3 +49,15 @@ async def test_one_claim_per_draft_and_the_charge_follows_the_submit(store: Stor
     assert await repo.spent(generation.id) == 9
     assert await repo.mark_submitted(generation.id, "wf-1", 9) is not None, "repeating it changes nothing"
     assert await repo.spent(generation.id) == 9
+
+
+async def test_a_process_takes_up_only_its_own_shards_unfinished_generations(store: Store) -> None:
+    repo = GenerationRepository(store.db)
+    theirs_guild = next(g for g in range(GUILD, GUILD + (4 << 22), 1 << 22) if shard_of(g, 2) != shard_of(GUILD, 2))
+    ours = await repo.create(draft(5))
+    theirs = await repo.create(replace(draft(5), guild_id=theirs_guild))
+    for generation in (ours, theirs):
+        assert (await repo.claim(generation.id)).refusal is None  # submitting: unfinished
+    scope = ShardScope(2, frozenset({shard_of(GUILD, 2)}))
+    assert [g.id for g in await repo.unfinished(scope)] == [ours.id]
+    assert {g.id for g in await repo.unfinished()} == {ours.id, theirs.id}

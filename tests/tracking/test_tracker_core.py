@@ -97,22 +97,31 @@ class RecordingSink:
         return self.board.get((job.id, key))
 
 
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        data_dir=tmp_path / "data",
-        civitai_mode=CivitaiMode.SIMULATE,
-        http_host="127.0.0.1",
-        http_port=0,
-        poll_delays_seconds=(0.02,),
-        poll_interval_seconds=0.05,
-        card_edit_interval_seconds=0,
-    )
+def core_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """A simulated bot that polls fast and edits cards at once."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "civitai_mode": CivitaiMode.SIMULATE,
+        "http_host": "127.0.0.1",
+        "http_port": 0,
+        "poll_delays_seconds": (0.02,),
+        "poll_interval_seconds": 0.05,
+        "card_edit_interval_seconds": 0,
+    }
+    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+
+
+async def stopped_time_services(settings: Settings) -> AsyncIterator[Services]:
     services = await Services.start(settings)
     sim(services).speed = 0  # time moves only when a test says so
     yield services
     await services.close()
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    async for started_services in stopped_time_services(core_settings(tmp_path)):
+        yield started_services
 
 
 def sim(services: Services) -> Simulator:
@@ -129,6 +138,21 @@ async def started(services: Services, sink: RecordingSink) -> Tracker:
 async def opened_job(services: Services, tmp_path: Path, **options: Any) -> Job:
     job = await submit(services, tmp_path, guild_id=GUILD, user_id=USER, channel_id=CHANNEL, **options)
     await services.store.events.mark_handled(job.id, "thread:opened")  # what open_job_thread does
+    return job
+
+
+async def crashed_submit(services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, guild_id: int) -> Job:
+    """A job left ``submitting``: the process died right after the orchestrator took the submit."""
+
+    async def crash(*args: object) -> None:
+        raise SystemExit("the process died right after the submit")
+
+    monkeypatch.setattr(services.store.jobs, "mark_submitted", crash)
+    with pytest.raises(SystemExit):
+        await submit(services, tmp_path, guild_id=guild_id, user_id=USER, channel_id=CHANNEL)
+    monkeypatch.undo()
+    [job] = await services.store.jobs.list_unfinished()
+    assert job.status is JobStatus.SUBMITTING and job.workflow_id is None
     return job
 
 
@@ -267,16 +291,7 @@ async def test_a_submit_interrupted_by_a_crash_is_found_by_its_tag_and_reopened(
 ) -> None:
     sink = RecordingSink()
     tracker = await started(services, sink)
-
-    async def crash(*args: object) -> None:
-        raise SystemExit("the process died right after the submit")
-
-    monkeypatch.setattr(services.store.jobs, "mark_submitted", crash)
-    with pytest.raises(SystemExit):
-        await submit(services, tmp_path, guild_id=GUILD, user_id=USER, channel_id=CHANNEL)
-    monkeypatch.undo()
-    [job] = await services.store.jobs.list_unfinished()
-    assert job.status is JobStatus.SUBMITTING and job.workflow_id is None
+    job = await crashed_submit(services, tmp_path, monkeypatch, GUILD)
 
     assert (await tracker.refresh(job.id)).outcome is Outcome.PENDING  # its lease still runs
     assert sink.reopened == []

@@ -25,6 +25,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="accept only these bearer tokens (repeatable); default: accept any")
     parser.add_argument("--data", type=Path, default=None,
                         help="keep state in this directory (SQLite and blob files) across restarts")
+    parser.add_argument("--route", action="append", default=[], metavar="HOST=URL",
+                        help="send requests for HOST (callbacks, dataset downloads) to URL instead,"
+                             " e.g. bot.test=http://127.0.0.1:8080 (repeatable)")
     parser.add_argument("--refuse-foreign-sources", action="store_true",
                         help="refuse zip sourceUrls outside its own storage (clients must upload blobs)")
     return parser.parse_args(argv)
@@ -35,6 +38,11 @@ async def _serve(args: argparse.Namespace) -> None:
                     data_dir=args.data, refuse_foreign_sources=args.refuse_foreign_sources)
     for token in args.token:
         sim.ensure_account(token, args.balance)
+    for route in args.route:
+        host, _, url = route.partition("=")
+        if not host or not url:
+            raise SystemExit(f"--route {route!r}: use HOST=URL, e.g. bot.test=http://127.0.0.1:8080")
+        sim.route_host(host, url)
     base_url = await sim.start(args.host, args.port)
     print(f"Civitai orchestrator simulator on {base_url} (speed ×{args.speed:g}); Ctrl+C stops it.", flush=True)
     try:
