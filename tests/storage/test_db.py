@@ -41,6 +41,37 @@ async def test_other_coroutines_wait_instead_of_joining_a_transaction(store: Sto
     assert await store.get_meta("other") == "kept"  # not swept away by the rollback
 
 
+async def test_a_read_does_not_wait_behind_an_open_write_transaction(store: Store) -> None:
+    """The mechanism behind a member's ``/help`` answering at once while fifty submissions write:
+    a read outside any transaction is served while a write transaction is still open, sees only
+    what is committed, and sees the write once it commits."""
+    await store.set_meta("limits", "before")
+    written, release = asyncio.Event(), asyncio.Event()
+
+    async def long_write_transaction() -> None:
+        async with store.db.transaction() as session:
+            await session.run("UPDATE meta SET value = 'after' WHERE key = 'limits'")
+            written.set()
+            await release.wait()  # e.g. a submission's transaction, still open
+
+    writer = asyncio.create_task(long_write_transaction())
+    try:
+        await written.wait()
+        # Before the reader connection this waited for the writer's lock (the timeout fired).
+        assert await asyncio.wait_for(store.get_meta("limits"), timeout=5) == "before"
+        assert not writer.done()
+    finally:
+        release.set()
+        await writer
+    assert await store.get_meta("limits") == "after"
+
+
+async def test_a_write_sent_as_a_read_still_goes_through_the_writer(store: Store) -> None:
+    row = await store.db.one("INSERT INTO meta (key, value) VALUES ('w', '1') RETURNING value")
+    assert row is not None and row[0] == "1"
+    assert await store.get_meta("w") == "1"
+
+
 def test_times_are_fixed_width_utc_text() -> None:
     moment = datetime(2025, 1, 2, 3, 4, 5, 678_901, tzinfo=timezone(timedelta(hours=2)))
     text = to_db_time(moment)
