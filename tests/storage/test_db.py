@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
 from storage import Store
-from storage.db import from_db_time, to_db_time
+from storage.db import SqliteConnection, from_db_time, to_db_time
 
 
 async def test_a_failing_transaction_writes_nothing(store: Store) -> None:
@@ -64,6 +65,29 @@ async def test_a_read_does_not_wait_behind_an_open_write_transaction(store: Stor
         release.set()
         await writer
     assert await store.get_meta("limits") == "after"
+
+
+async def test_a_sqlite_read_is_one_hand_off_to_the_database_thread(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every hand-off waits for the GIL and the loop; under load a cursor's three (execute, fetch,
+    close) made each read hold the reader for tens of milliseconds while others queued."""
+    if not isinstance(store.db.reader, SqliteConnection):
+        pytest.skip("aiosqlite's worker thread is SQLite's")
+    raw = store.db.reader.raw
+    hand_offs: list[object] = []
+    through = raw._execute
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hand_offs.append(fn)
+        return await through(fn, *args, **kwargs)
+
+    monkeypatch.setattr(raw, "_execute", counted)
+    await store.set_meta("k", "v")
+    assert await store.get_meta("k") == "v"
+    assert len(hand_offs) == 1
+    assert len(await store.db.all("SELECT key FROM meta")) >= 1
+    assert len(hand_offs) == 2
 
 
 async def test_a_write_sent_as_a_read_still_goes_through_the_writer(store: Store) -> None:
