@@ -6,6 +6,12 @@ connection takes one asyncio lock: with a single shared connection, a statement 
 coroutine would otherwise run inside (and be committed or rolled back with) an unrelated
 transaction.
 
+Reads outside a transaction go to a second, read-only connection when the store opened one:
+under load (fifty members confirming at once) the writer's lock and aiosqlite's one worker
+thread are queued with submissions' writes, and a member's ``/help`` would wait behind all of
+them before it could even answer. WAL (SQLite) and MVCC (PostgreSQL) let that reader see every
+committed write at once and never wait for an open write transaction.
+
 Two backends sit behind the same ``Connection`` interface: SQLite (here, aiosqlite) and
 PostgreSQL (storage.postgres, asyncpg). Repositories write SQLite's dialect, within the subset
 storage.dialect documents; the PostgreSQL connection translates it.
@@ -106,15 +112,15 @@ class SqliteConnection:
         self.raw = conn
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
-        with _sqlite_errors():
-            async with self.raw.execute(sql, params) as cursor:
-                row: aiosqlite.Row | None = await cursor.fetchone()
-        return row
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
+        """One hand-off to aiosqlite's thread (a cursor costs three: execute, fetch, close). Each
+        hand-off waits for the GIL and then for the event loop: under load (dataset checks in
+        worker threads) that was tens of milliseconds apiece, and reads queue behind each other."""
         with _sqlite_errors():
-            async with self.raw.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            return list(await self.raw.execute_fetchall(sql, params))
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         with _sqlite_errors():
@@ -173,12 +179,26 @@ class Session:
         return int(row[0])
 
 
+def is_plain_read(sql: str) -> bool:
+    """A statement that only reads (``INSERT … RETURNING`` through ``one`` is a write)."""
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
 class Database:
-    def __init__(self, conn: Connection, clock: Clock = utcnow) -> None:
+    def __init__(self, conn: Connection, clock: Clock = utcnow, *, reader: Connection | None = None) -> None:
         self.conn = conn
         self.clock = clock
         self._lock = asyncio.Lock()
         self._session = Session(conn)
+        # Reads outside transactions; without one (``:memory:``) they share the writer's lock.
+        self.reader = reader
+        self._read_lock = asyncio.Lock() if reader is not None else self._lock
+        self._read_session = Session(reader) if reader is not None else self._session
+
+    def _for(self, sql: str) -> tuple[asyncio.Lock, Session]:
+        if is_plain_read(sql):
+            return self._read_lock, self._read_session
+        return self._lock, self._session
 
     @property
     def dialect(self) -> str:
@@ -188,12 +208,14 @@ class Database:
         return to_db_time(self.clock())
 
     async def one(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._lock:
-            return await self._session.one(sql, params)
+        lock, session = self._for(sql)
+        async with lock:
+            return await session.one(sql, params)
 
     async def all(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            return await self._session.all(sql, params)
+        lock, session = self._for(sql)
+        async with lock:
+            return await session.all(sql, params)
 
     async def run(self, sql: str, params: Params = ()) -> int:
         async with self._lock:
@@ -230,4 +252,7 @@ class Database:
 
     async def close(self) -> None:
         async with self._lock:
+            if self.reader is not None:
+                async with self._read_lock:
+                    await self.reader.close()
             await self.conn.close()

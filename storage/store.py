@@ -1,5 +1,5 @@
-"""The store: one connection (SQLite in WAL mode, or PostgreSQL), migrated at open, with its
-repositories."""
+"""The store: one connection for writes (SQLite in WAL mode, or PostgreSQL), migrated at open,
+a second one for reads outside transactions (storage.db says why), and the repositories."""
 
 from __future__ import annotations
 
@@ -63,6 +63,23 @@ async def _open_sqlite(path: Path | str) -> Connection:
     return SqliteConnection(conn)
 
 
+async def _open_sqlite_reader(path: Path | str) -> Connection | None:
+    """A second connection for reads (none for ``:memory:``, which is private to its connection).
+    ``query_only`` makes a write sent here by mistake fail loudly instead of bypassing the
+    writer's lock."""
+    if str(path) == ":memory:":
+        return None
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA query_only=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+    except BaseException:
+        await conn.close()
+        raise
+    return SqliteConnection(conn)
+
+
 async def _open_postgres(url: str) -> Connection:
     conn = await PostgresConnection.connect(url)
     try:
@@ -104,12 +121,17 @@ class Store:
         ``defaults`` are the global guild defaults (``bot.services`` builds them from the
         settings); ``clock`` lets tests control time.
         """
-        conn = await (
-            _open_postgres(target)
-            if isinstance(target, str) and is_postgres(target)
-            else _open_sqlite(sqlite_path(target))
-        )
-        return cls(Database(conn, clock), defaults)
+        postgres = isinstance(target, str) and is_postgres(target)
+        conn = await (_open_postgres(str(target)) if postgres else _open_sqlite(sqlite_path(target)))
+        try:
+            # Opened after the migrations, so it reads the migrated schema.
+            reader = await (
+                PostgresConnection.connect(str(target)) if postgres else _open_sqlite_reader(sqlite_path(target))
+            )
+        except BaseException:
+            await conn.close()
+            raise
+        return cls(Database(conn, clock, reader=reader), defaults)
 
     async def close(self) -> None:
         await self.db.close()
