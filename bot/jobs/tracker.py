@@ -83,6 +83,10 @@ LONG_POLLS_AT_ONCE = MAX_CONNECTIONS // 3
 # Refreshes in flight get this long to finish when the tracker stops.
 STOP_GRACE_SECONDS = 3.0
 MAX_HINT_LENGTH = 100
+# The workflow says a run failed but not why; the why comes with the job callback, which may
+# still be on its way (the refresh that saw the failure can overtake it). A failed run waits
+# this long for it before it is told as "failed without giving a reason".
+REASON_GRACE_SECONDS = 5.0
 
 
 class Outcome(StrEnum):
@@ -165,6 +169,7 @@ class Tracker:
         self._rechecks: dict[str, asyncio.Task[None]] = {}
         self._failures: dict[str, int] = {}
         self._hints: dict[str, str] = {}
+        self._failed_seen: dict[str, float] = {}  # job → loop time its reason-less failure was first read
         self._reconciler: asyncio.Task[None] | None = None
         self._told: set[asyncio.Task[None]] = set()  # callbacks other processes passed on
         self._limit = asyncio.Semaphore(REFRESH_CONCURRENCY)
@@ -500,7 +505,11 @@ class Tracker:
         if status.finished:
             stored = await self.store.jobs.get(job.id)
             if stored is not None and stored.status.finished:
+                self._failed_seen.pop(job.id, None)
                 return Refresh(Outcome.FINISHED)  # ended by a cancel from Discord, which told everyone
+            if told and (wait := self._reason_wait(now, workflow)) > 0:
+                self.recheck_later(job.id, wait)  # or sooner: the callback's hint refreshes it
+                return Refresh(Outcome.RUNNING, changed)
             if told:
                 told = await self._end(now, session, workflow, epochs_done)
             if not told:
@@ -508,6 +517,7 @@ class Tracker:
             await settle_job(self.store, job.id, workflow)
             await self.store.jobs.update_state(job.id, status, state, fraction)
             self._hints.pop(job.id, None)
+            self._failed_seen.pop(job.id, None)
             log.info("Job %s ended %s and everyone was told", job.id, status.value)
             return Refresh(Outcome.FINISHED, True)
         await self.store.jobs.update_state(job.id, status, state, fraction)
@@ -516,6 +526,20 @@ class Tracker:
         if card_moved:
             self.cards.request(now, epochs_done)
         return Refresh(Outcome.RUNNING if told else Outcome.PENDING, changed)
+
+    def _reason_wait(self, job: Job, workflow: Workflow) -> float:
+        """Seconds still to wait for the callback that says why ``job`` failed (0: tell it now).
+
+        Only callbacks carry a reason the workflow lacks, so a polling bot never waits."""
+        if self.polling or job.status is not JobStatus.FAILED or job.id in self._hints:
+            return 0.0
+        step = workflow.training_step()
+        output = workflow.training_output()
+        if (step is not None and step.failure_reasons()) or (output is not None and output.rejected):
+            return 0.0
+        now = asyncio.get_running_loop().time()
+        first = self._failed_seen.setdefault(job.id, now)
+        return max(0.0, first + REASON_GRACE_SECONDS - now)
 
     async def _post_epochs(self, job: Job, session: OrchestratorSession, workflow: Workflow) -> tuple[int, bool]:
         """Post every available epoch not posted yet, in order; (how many posted, all done)."""

@@ -141,6 +141,19 @@ async def opened_job(services: Services, tmp_path: Path, **options: Any) -> Job:
     return job
 
 
+def callback_tracker(services: Services) -> Tracker:
+    """A second tracker on the same database in callback mode: nothing polls, and retries are slow,
+    so only the test (and the callbacks it hands over) makes it refresh."""
+    return Tracker(
+        settings=services.settings.model_copy(update={"public_url": "https://bot.test"}),
+        store=services.store,
+        secretbox=services.secretbox,
+        client=services.orchestrator.client,
+        clock=services.clock,
+        schedule=PollSchedule(delays=(), interval=600),
+    )
+
+
 async def crashed_submit(services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, guild_id: int) -> Job:
     """A job left ``submitting``: the process died right after the orchestrator took the submit."""
 
@@ -203,14 +216,7 @@ async def test_each_epoch_and_the_end_are_told_once_across_failures_and_a_restar
     # A restart: a new tracker on the same database repeats nothing. (Callback mode and slow
     # retries, so that nothing but this test makes it refresh.)
     await tracker.stop()
-    restarted = Tracker(
-        settings=services.settings.model_copy(update={"public_url": "https://bot.test"}),
-        store=services.store,
-        secretbox=services.secretbox,
-        client=services.orchestrator.client,
-        clock=services.clock,
-        schedule=PollSchedule(delays=(), interval=600),
-    )
+    restarted = callback_tracker(services)
     sink2 = RecordingSink()
     restarted.attach(sink2)
     await restarted.start()
@@ -421,3 +427,34 @@ async def test_errors_that_may_pass_never_lose_a_run_and_a_gone_one_is_lost_once
     assert (await tracker.refresh(job.id)).outcome is Outcome.FINISHED and len(sink.notices) == 1
     [entry] = [e for e in await services.store.audit.recent(GUILD) if e.action != "job.submit"]
     assert entry.action == "job.lost" and entry.actor_id is None and entry.details["job"] == job.id
+
+
+@pytest.mark.parametrize("callback_comes", [True, False], ids=["reason-arrives", "reason-never-comes"])
+async def test_a_failure_read_before_its_callback_waits_for_the_reason(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, callback_comes: bool
+) -> None:
+    # The workflow says "failed" but not why; the job callback says why. A refresh that read the
+    # failure first (the callback still on its way) must not tell "failed without a reason".
+    monkeypatch.setattr("bot.jobs.tracker.REASON_GRACE_SECONDS", 0.5)
+    tracker = callback_tracker(services)
+    sink = RecordingSink()
+    tracker.attach(sink)
+    await tracker.start()
+    try:
+        job = await opened_job(services, tmp_path, epochs=2)
+        sim(services).faults.fail_at_epoch(2, workflow_id=job.workflow_id, reason="timeout")
+        await advance(sim(services), 1000)
+
+        assert (await tracker.refresh(job.id)).outcome is Outcome.RUNNING
+        assert sink.notices == []  # not told yet: the reason may still come
+        if callback_comes:
+            await tracker.on_callback(job.id, {"$type": "job", "status": "failed", "reason": "timeout"})
+        await eventually(lambda: sink.notices, "the end notice", within=5)
+    finally:
+        await tracker.stop()
+    [notice] = sink.notices
+    assert notice.kind is NoticeKind.FAILED and notice.explanation is not None
+    headline = "The run took too long" if callback_comes else "The training failed"
+    assert notice.explanation.headline == headline
+    stored = await services.store.jobs.get(job.id)
+    assert stored is not None and stored.status is JobStatus.FAILED
