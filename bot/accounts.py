@@ -122,11 +122,11 @@ class AccountService:
                 report.left_running.append(job)
         every_job = await self.store.jobs.list_for_user(user_id, limit=10_000)
         report.cards.extend(job for job in every_job if job.card_message_id)
-        digests = {job.dataset_digest for job in every_job}
+        digests = {job.dataset_digest for job in every_job} | await self.store.captions.datasets_of_user(user_id)
         report.removed_rows.update(await self.store.forget_user(user_id))
-        # Their images too, unless someone else's job uses the very same dataset.
+        # Their images too, unless someone else's job or captioning run uses the very same dataset.
         for digest in digests:
-            if not await self.store.jobs.uses_dataset(digest):
+            if not (await self.store.jobs.uses_dataset(digest) or await self.store.captions.uses_dataset(digest)):
                 self.datasets.remove(digest)
         log.info("Deleted the data of member %s: %s", user_id, report.removed_rows)
         return report

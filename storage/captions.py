@@ -113,6 +113,20 @@ class CaptionRunRepository:
         row = await self.db.one("SELECT * FROM caption_runs WHERE id = ?", (run_id,))
         return _run_from_row(row) if row is not None else None
 
+    async def datasets_of_user(self, user_id: int) -> set[str]:
+        """The datasets a member's captioning runs read and wrote (their images)."""
+        rows = await self.db.all(
+            "SELECT source_digest, result_digest FROM caption_runs WHERE user_id = ?", (user_id,)
+        )
+        return {digest for row in rows for digest in (row[0], row[1]) if digest}
+
+    async def uses_dataset(self, digest: str) -> bool:
+        """Whether any captioning run still refers to the dataset ``digest``."""
+        row = await self.db.one(
+            "SELECT EXISTS (SELECT 1 FROM caption_runs WHERE source_digest = ?1 OR result_digest = ?1)", (digest,)
+        )
+        return bool(row and row[0])
+
     async def unfinished(self, shards: ShardScope | None = None) -> list[CaptionRun]:
         """Runs a restart interrupted, in the servers of ``shards`` (None: all)."""
         owned, owned_params = scope_where(shards)

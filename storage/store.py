@@ -182,9 +182,9 @@ class Store:
         """Delete everything that belongs to or names a member; returns rows removed per table.
 
         Their jobs go with the events, epochs and deliveries that hang off them (ON DELETE
-        CASCADE); their spend stays in the ledger under ``FORGOTTEN_MEMBER_ID``. Blocks the
-        member placed on others stay in force, without their name. Cancel the member's running
-        jobs first: a job deleted here is no longer followed.
+        CASCADE), their captioning runs too; their spend stays in the ledger under
+        ``FORGOTTEN_MEMBER_ID``. Blocks the member placed on others stay in force, without their
+        name. Cancel the member's running jobs first: a job deleted here is no longer followed.
         """
         removed: dict[str, int] = {}
         async with self.db.transaction() as session:
@@ -198,6 +198,8 @@ class Store:
             # What they generated and their votes on others' runs (their ledger rows stay, as above).
             removed["generations"] = await session.run("DELETE FROM generations WHERE user_id = ?", (user_id,))
             removed["epoch_votes"] = await session.run("DELETE FROM epoch_votes WHERE user_id = ?", (user_id,))
+            # Their captioning runs: file names and captions of their images (ledger rows stay, as above).
+            removed["caption_runs"] = await session.run("DELETE FROM caption_runs WHERE user_id = ?", (user_id,))
             removed["guild_blocks"] = await session.run("DELETE FROM guild_blocks WHERE user_id = ?", (user_id,))
             await session.run("UPDATE guild_blocks SET blocked_by = NULL WHERE blocked_by = ?", (user_id,))
             # Details are free-form JSON: any value equal to the id (as number or text) names them.

@@ -10,6 +10,7 @@ from typing import Any
 from bot.app import TrainerBot
 from bot.civitai.simulator.captioning import is_captioning
 from tests.captioning.helpers import COLOUR_NAMES, assert_valid_captioning_requests, captioned_zip
+from tests.manage.test_forget import rows_naming
 from tests.stage import Attachment, Stage, StageMember
 from tests.stage.model import Message
 from tests.train.helpers import charges, confirmation, only_job, simulator, submitted
@@ -195,3 +196,22 @@ async def test_cancel_on_the_caption_offer_spends_nothing(
     cancelled = await alice.wait_ephemeral(lambda m: m.id == offer.id and "Cancelled" in m.text)
     assert cancelled.buttons == [] and "nothing was spent" in cancelled.text
     assert captioning_bodies(trainer) == [] and charges(trainer) == []
+
+
+async def test_forgetting_a_member_deletes_their_captioning_runs_and_images(
+    stage: Stage, trainer: TrainerBot, alice: StageMember
+) -> None:
+    await alice.slash("dataset check", dataset=Attachment("d.zip", captioned_zip(3)), auto_caption="all")
+    await alice.click(await alice.wait_ephemeral(caption_offer), label="Caption")
+    await alice.wait_ephemeral(lambda m: "generated" in m.text and not m.buttons)
+    store = trainer.services.store
+    [(run,)] = await store.db.all("SELECT id FROM caption_runs WHERE user_id = ?", (alice.id,))
+    digests = await store.captions.datasets_of_user(alice.id)
+    assert len(digests) == 2 and all(trainer.services.datasets.path_for(d) for d in digests)  # upload, result
+
+    prompt = await (await alice.slash("account forget")).reply()
+    await alice.click(prompt, label="Delete all my data")
+    await alice.wait_ephemeral(lambda m: m.embed["title"] == "Your data is deleted")
+    assert await rows_naming(store, alice.id) == {}
+    assert await store.captions.get(run) is None
+    assert [d for d in digests if trainer.services.datasets.path_for(d)] == []  # her images are gone

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from storage import Store
+from storage.captions import NewCaptionRun
 from storage.copy import snapshot
 from storage.generations import GenerationKind, GenerationRepository, NewGeneration
 from storage.models import FORGOTTEN_MEMBER_ID, Payer, TokenSource
@@ -45,6 +46,18 @@ async def populate(store: Store, user_id: int, admin_id: int) -> None:
     await generations.vote(job.id, admin_id, 1)
     others = await store.jobs.create(new_job(user_id=admin_id))
     await generations.vote(others.id, user_id, 1)
+    # A captioning run they paid for: their images' names and captions.
+    run = await store.captions.create(new_caption_run(user_id))
+    assert (await store.captions.claim(run.id, None, datetime(2100, 1, 1, tzinfo=UTC))).refusal is None
+    await store.captions.mark_running(run.id, f"wf-cap-{user_id}", 3)
+
+
+def new_caption_run(user_id: int) -> NewCaptionRun:
+    return NewCaptionRun(
+        guild_id=GUILD, channel_id=CHANNEL, user_id=user_id, source_digest="sha256:dd", mode="missing",
+        style="sentences", trigger_word="sks", images=[f"photo-of-{user_id}.png"], payer=Payer.USER,
+        simulated=False, price_quoted=3, context={"command": "train"},
+    )  # fmt: skip
 
 
 def new_generation(user_id: int, job_id: str | None) -> NewGeneration:
@@ -65,6 +78,7 @@ async def test_forget_user_leaves_no_row_naming_them(store: Store) -> None:
 
     assert await rows_mentioning(store, USER) == []
     assert removed["jobs"] == 1 and removed["user_settings"] == 1 and removed["audit_log"] == 4
+    assert removed["caption_runs"] == 1
     # Others keep everything; the block the member placed stays, without their name.
     assert (await store.users.get(OTHER_USER)).has_token
     assert len(await store.jobs.list_for_user(OTHER_USER)) == 1
@@ -83,8 +97,9 @@ async def test_forgetting_a_member_keeps_the_servers_spend(store: Store) -> None
     since = datetime(2000, 1, 1, tzinfo=UTC)
     before = await store.ledger.spent_by_guild(GUILD, since)
     removed = await store.forget_user(USER)
-    assert removed["spend_ledger"] == 4  # the run's charge, settlement and credit, and a generation's charge
-    assert await store.ledger.spent_by_guild(GUILD, since) == before == 1850 + 8
+    # The run's charge, settlement and credit, a generation's charge and a captioning run's.
+    assert removed["spend_ledger"] == 5
+    assert await store.ledger.spent_by_guild(GUILD, since) == before == 1850 + 8 + 3
     assert await store.ledger.spent_by_user(GUILD, USER, since) == 0
     [usage] = await store.ledger.usage_by_user(GUILD, since)
-    assert (usage.user_id, usage.spent) == (FORGOTTEN_MEMBER_ID, 1850 + 8)
+    assert (usage.user_id, usage.spent) == (FORGOTTEN_MEMBER_ID, 1850 + 8 + 3)
