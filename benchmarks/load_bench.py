@@ -225,6 +225,12 @@ def card_owner(channel_id: int) -> Callable[[Message], int | None]:
     return owner
 
 
+def last_seen_by(stage: Stage, member_id: int) -> str:
+    """The text of the latest message only ``member_id`` sees (what a missing card left them with)."""
+    theirs = [m for m in stage.messages.values() if m.visible_to == member_id]
+    return max(theirs, key=lambda m: m.revision).text[:300] if theirs else "(nothing)"
+
+
 async def confirm_storm(
     stage: Stage, members: list[StageMember], canary: Canary, args: argparse.Namespace, pid: int
 ) -> float:
@@ -233,7 +239,7 @@ async def confirm_storm(
     start, loop_cpu, all_cpu = time.perf_counter(), cpu_seconds(pid, pid), cpu_seconds(pid)
     for member in members:
         await act(stage, functools.partial(
-            member.slash, "train flux1", dataset=Attachment("dog.zip", data), trigger_word="sks", steps=2000
+            member.slash, "train flux1", dataset=Attachment("dog.zip", data), trigger_word="sks", steps=args.steps
         ))
     shown = await wait_each(stage, members, confirmation_owner, args.max_seconds)
     checks_done = time.perf_counter()
@@ -259,6 +265,8 @@ async def confirm_storm(
     if to_card:
         print(f"  job cards           : {len(cards)}/{len(prompts)}; Confirm → card p50 "
               f"{quantile(to_card, 0.5):.2f} s, p99 {quantile(to_card, 0.99):.2f} s, max {max(to_card):.2f} s")
+    for member in (m for m in confirmed if m.id not in cards):
+        print(f"  no card for {member.name}; the last thing they saw: {last_seen_by(stage, member.id)!r}")
     for label, acks in (("checks", canary.during(start, checks_done)), ("Confirms", canary.during(clicks_at, done))):
         if acks:
             p99 = quantile(acks, 0.99)
@@ -432,8 +440,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconcile-interval", type=float, default=20.0, help="the bot's RECONCILE_INTERVAL_SECONDS")
     parser.add_argument("--max-seconds", type=float, default=180.0, help="longest wait for any one step")
     parser.add_argument("--mode", choices=("real", "simulated"), default="real")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps of each member's run (default 2000; 1500 simulated, where the in-process "
+                             "simulator's account holds 100,000 Buzz: 50 × 2,120 would run out)")
     parser.add_argument("--settle", type=float, default=10.0, help="wait before reading the RSS")
-    asyncio.run(run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    if args.steps is None:
+        args.steps = 1500 if args.mode == "simulated" else 2000
+    asyncio.run(run(args))
     return 0
 
 
