@@ -115,6 +115,12 @@ class CaptionOutcome:
     summary: CaptionSummary
 
 
+def _forgotten() -> CaptioningUnavailable:
+    """A run deleted by ``/account forget`` while it ran (its member asked for all their data to go)."""
+    return CaptioningUnavailable("This captioning run was deleted with your data, as you asked.",
+                                 title="Captioning run deleted")
+
+
 class CaptioningService:
     def __init__(self, training: TrainingService) -> None:
         # Captioning pays, counts and is refused exactly like training: reuse its pieces.
@@ -472,6 +478,8 @@ class CaptioningService:
     async def _finish(
         self, run: CaptionRun, options: CaptionOptions, source: Path, results: list[StepResult]
     ) -> CaptionOutcome:
+        if await self.store.captions.get(run.id) is None:
+            raise _forgotten()  # and its images with it: nothing to apply the captions to
         existing = {item.name: item.caption for item in await asyncio.to_thread(dataset_items, source)}
         new = {r.name: r.caption for r in results if r.caption is not None}
         dataset = await asyncio.to_thread(
@@ -485,7 +493,10 @@ class CaptioningService:
         summary = summarise(existing, new, [(r.name, r.failure) for r in results if r.failure])
         await self.store.captions.finish(run.id, result_digest=dataset.digest, summary=summary.to_dict())
         finished = await self.store.captions.get(run.id)
-        assert finished is not None
+        if finished is None:  # forgotten while the captions were applied: the captioned images go too
+            if not await self.store.jobs.uses_dataset(dataset.digest):
+                self.datasets.remove(dataset.digest)
+            raise _forgotten()
         return CaptionOutcome(finished, dataset, summary)
 
     # Helpers

@@ -261,3 +261,23 @@ async def test_a_run_whose_submit_got_through_before_a_restart_is_adopted_on_res
     assert run.workflow_id == next(iter(sim.workflows))
     assert [c["amount"] for c in sim.charges(TOKEN) if c["type"] == "debit"] == [quote.price]
     assert await store.captions.spent(run.id) == quote.price
+
+
+async def test_a_run_whose_member_is_forgotten_while_it_runs_leaves_nothing_behind(services: Services) -> None:
+    dataset = await checked(services, captioned_zip(4))
+    sim = simulator(services)
+    quote = await services.captioning.quote(ALICE, CaptionOptions.from_user("missing", None, "sks"), dataset, {})
+    assert quote is not None
+    sim.speed = 0  # the workflow stays in the middle while the member asks to be forgotten
+    task = asyncio.create_task(services.captioning.run(quote.run.id, ALICE))
+    await _until_async(lambda: _status(services, quote.run.id), CaptionRunStatus.RUNNING)
+    stored_before = set(services.datasets.root.rglob("*.zip"))
+    assert services.datasets.path_for(dataset.digest or "") in stored_before
+
+    report = await services.accounts.forget_user(ALICE.member.user_id)
+    assert report.removed_rows["caption_runs"] == 1
+    sim.speed = 50_000
+    with pytest.raises(UserFacingError, match="deleted with your data"):
+        await asyncio.wait_for(task, 10)
+    assert list(services.datasets.root.rglob("*.zip")) == []  # neither her upload nor a captioned copy
+    assert await services.store.captions.get(quote.run.id) is None
