@@ -7,20 +7,38 @@ and rely on nothing changing between a transaction's reads and its writes (a Con
 revision and the caps, then claims). The lock gives PostgreSQL the same guarantee across every
 process sharing the database; reads never wait for it. A bot's write rate is far below what one
 lock serves.
+
+A connection the server drops (a restart, a failover, an idle timeout) is opened again: at the
+next statement, and at once in the background when it was listening for other processes, so
+their NOTIFYs reach it again without waiting for a statement. A read outside a transaction that
+the drop interrupted is retried once on the new connection; a write is not (it may have landed),
+its caller sees the error and the statement after it finds the connection open again.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+from asyncpg.exceptions import InternalClientError
 
 from storage.db import IntegrityError, Params, Row, UniqueViolation, to_db_time, utcnow
 from storage.dialect import to_postgres
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+Listener = Callable[[asyncpg.Connection, int, str, str], None]
+# Between attempts to open a dropped listening connection again (seconds, the last one repeats).
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Errors that end the connection, not just the statement (57P01, 57P02: the server shut it).
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, InternalClientError,
+    ConnectionError,
+)
 
 # SQLite's json_valid, so CHECK (json_valid(x)) reads the same in every migration.
 _PRELUDE = """
@@ -61,10 +79,16 @@ def _is_read(sql: str) -> bool:
 class PostgresConnection:
     dialect = "postgresql"
 
-    def __init__(self, conn: asyncpg.Connection, lock_key: int) -> None:
+    def __init__(self, conn: asyncpg.Connection, lock_key: int, url: str | None = None) -> None:
         self.raw = conn
         self.lock_key = lock_key
+        self.url = url  # to open it again when the server drops it (None: never)
         self._in_transaction = False
+        self._listeners: list[Listener] = []
+        self._reopen_lock = asyncio.Lock()
+        self._relisten: asyncio.Task[None] | None = None
+        self._closing = False
+        conn.add_termination_listener(self._dropped)
 
     @classmethod
     async def connect(cls, url: str) -> PostgresConnection:
@@ -75,7 +99,62 @@ class PostgresConnection:
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, int(key))
+        return cls(conn, int(key), url)
+
+    # A dropped connection
+
+    async def _ensure_open(self) -> None:
+        """Open the connection again if the server dropped it since the last statement."""
+        if self.raw.is_closed():
+            await self._reopen()
+
+    async def _reopen(self, broken: asyncpg.Connection | None = None) -> None:
+        """Replace a closed connection (or ``broken``, one that failed as dropped ones do) with a
+        new one listening where the old one did; nothing if another caller already did."""
+        async with self._reopen_lock:
+            current = self.raw
+            if self._closing or self.url is None or (current is not broken and not current.is_closed()):
+                return
+            if not current.is_closed():
+                current.terminate()
+            conn = await asyncpg.connect(self.url)
+            try:
+                for listener in self._listeners:
+                    await conn.add_listener(self.channel, listener)
+            except BaseException:
+                await conn.close()
+                raise
+            conn.add_termination_listener(self._dropped)
+            self.raw = conn
+            log.warning("The PostgreSQL connection was lost and is open again%s",
+                        " (listening for other processes again)" if self._listeners else "")  # fmt: skip
+
+    def _dropped(self, conn: asyncpg.Connection) -> None:
+        """asyncpg saw the connection close. A listening one is opened again now: nothing else
+        would notice before the next statement, and NOTIFYs sent meanwhile are lost."""
+        if conn is not self.raw or self._closing or not self._listeners or self.url is None:
+            return
+        if self._relisten is None or self._relisten.done():
+            self._relisten = asyncio.get_running_loop().create_task(self._reopen_until_open())
+
+    async def _reopen_until_open(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._reopen()
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+                log.warning("PostgreSQL is out of reach (%s); trying again in %g s", type(exc).__name__, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    @staticmethod
+    def _lost(exc: BaseException, conn: asyncpg.Connection) -> bool:
+        """Whether ``exc`` ended the connection rather than the statement. A backend the server
+        terminates while idle leaves asyncpg waiting for a reply that never comes (an internal
+        state error) until it reads the closed socket: that is a lost connection too."""
+        return conn.is_closed() or isinstance(exc, _CONNECTION_LOST)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         row: Row | None = await self._call(sql, lambda text: self.raw.fetchrow(text, *_params(params)), None)
@@ -98,6 +177,24 @@ class PostgresConnection:
         text = to_postgres(sql)
         if not text:
             return nothing
+        if not self._in_transaction:
+            await self._ensure_open()
+        conn = self.raw
+        try:
+            return await self._run(sql, text, action)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, InternalClientError, OSError) as exc:
+            if self.url is None or self._closing or not self._lost(exc, conn):
+                raise
+            if not conn.is_closed():
+                conn.terminate()  # the next statement opens a new one
+            # A plain read is safe to repeat: once, on the new connection. A write may have landed.
+            if self._in_transaction or not _is_read(sql):
+                raise
+            log.warning("A read was cut off by a lost PostgreSQL connection (%s); reading again", type(exc).__name__)
+            await self._reopen(broken=conn)
+            return await self._run(sql, text, action)
+
+    async def _run(self, sql: str, text: str, action: Callable[[str], Awaitable[T]]) -> T:
         try:
             if self._in_transaction or _is_read(sql):
                 return await action(text)
@@ -114,6 +211,7 @@ class PostgresConnection:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        await self._ensure_open()
         async with self.raw.transaction():
             await self._lock_writes()
             self._in_transaction = True
@@ -133,15 +231,24 @@ class PostgresConnection:
         return f"lorabot_jobs_{self.lock_key & 0xFFFFFFFF}"
 
     async def notify(self, payload: str) -> None:
+        await self._ensure_open()
         await self.raw.execute("SELECT pg_notify($1, $2)", self.channel, payload)
 
     async def listen(self, on_payload: Callable[[str], None]) -> None:
+        """Call ``on_payload`` for every NOTIFY on the channel, also after the connection was
+        dropped and opened again (those sent while it was down are lost: receivers catch up)."""
+
         def heard(_conn: object, _pid: int, _channel: str, payload: str) -> None:
             on_payload(payload)
 
+        await self._ensure_open()
         await self.raw.add_listener(self.channel, heard)
+        self._listeners.append(heard)
 
     async def close(self) -> None:
+        self._closing = True
+        if self._relisten is not None:
+            self._relisten.cancel()
         await self.raw.close()
 
     # Migrations

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from storage import Store
@@ -88,3 +89,51 @@ async def test_a_big_snowflake_and_exact_amounts_round_trip(postgres_url: str) -
         assert [tuple(row) for row in rows] == [(snowflake, snowflake, 1234.5678901234)]
     finally:
         await store.close()
+
+
+async def _drop_connections(url: str, *pids: int) -> None:
+    """What a server restart or a failover does to a process's connections."""
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(pids))
+    finally:
+        await admin.close()
+
+
+async def test_dropped_connections_are_opened_again_and_notifications_heard_again(postgres_url: str) -> None:
+    listening, telling = await Store.open(postgres_url), await Store.open(postgres_url)
+    heard: list[str] = []
+    try:
+        await listening.listen_to_processes(heard.append)
+        writer, reader = listening.db.conn, listening.db.reader
+        assert isinstance(writer, PostgresConnection) and isinstance(reader, PostgresConnection)
+        await _drop_connections(postgres_url, writer.raw.get_server_pid(), reader.raw.get_server_pid())
+
+        # The listening connection comes back by itself: the other process is heard again
+        # without this one running a statement first.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while "again" not in heard:
+            assert loop.time() < deadline, "the listener was not opened again"
+            await telling.tell_processes("again")
+            await asyncio.sleep(0.2)
+
+        # Reads (on the reader, dropped too) and writes, in and out of transactions, work again.
+        await listening.set_meta("after", "the drop")
+        assert await listening.get_meta("after") == "the drop"
+        async with listening.db.transaction() as session:
+            await session.run("UPDATE meta SET value = ? WHERE key = ?", ("a transaction", "after"))
+        assert await telling.get_meta("after") == "a transaction"
+
+        # A plain read cut off by a drop is read again on a new connection; the caller never sees it.
+        slow_read = asyncio.create_task(
+            listening.db.one("SELECT value, pg_sleep(0.5) FROM meta WHERE key = ?", ("after",))
+        )
+        await asyncio.sleep(0.2)  # the read is running on the server now
+        await _drop_connections(postgres_url, reader.raw.get_server_pid())
+        row = await slow_read
+        assert row is not None and row[0] == "a transaction"
+        assert await listening.get_meta("after") == "a transaction"
+    finally:
+        await listening.close()
+        await telling.close()
